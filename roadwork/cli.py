@@ -1,0 +1,487 @@
+"""`roadwork ...`: a thin command line over the platform services. Every listing command has `--json`."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from roadwork.clock import to_local
+
+app = typer.Typer(
+    help="Roadwork Ops: train, evaluate, deploy, roll back and watch a StreetVision roadwork-detection miner.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The registry database.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Scheduled jobs (changes go through the scheduler's commands table).", no_args_is_help=True)
+settings_app = typer.Typer(help="Settings of this installation.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(data_app, name="data")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(settings_app, name="settings")
+
+out = Console()
+err = Console(stderr=True)
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ACTOR = f"cli:{os.environ.get('USER', 'unknown')}"
+
+
+# --- plumbing ----------------------------------------------------------------------------------------------
+
+
+@app.callback()
+def main_options(
+    settings: Annotated[
+        Path | None, typer.Option("--settings", help="Settings YAML (default: $ROADWORK_SETTINGS or <home>/roadwork.yaml).")
+    ] = None,
+    home: Annotated[Path | None, typer.Option("--home", help="Home directory (default: $ROADWORK_HOME or ~/.roadwork).")] = None,
+) -> None:
+    # Passed on through the environment so that the scheduler's jobs and the dashboard see the same settings.
+    if settings is not None:
+        os.environ["ROADWORK_SETTINGS"] = str(settings.expanduser().resolve())
+    if home is not None:
+        os.environ["ROADWORK_HOME"] = str(home.expanduser().resolve())
+
+
+def _settings():  # noqa: ANN202
+    from roadwork.config import load_settings
+
+    return load_settings(os.environ.get("ROADWORK_SETTINGS"))
+
+
+def _engine(settings):  # noqa: ANN001, ANN202 - migrations are applied at every process start
+    from roadwork.db.engine import get_engine, migrate
+
+    engine = get_engine(settings.db_url)
+    migrate(engine)
+    return engine
+
+
+def jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat().replace("+00:00", "Z")
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def emit_json(value: Any) -> None:
+    print(json.dumps(jsonable(value), indent=2))
+
+
+def local(value: dt.datetime | None) -> str:
+    return "" if value is None else to_local(value).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    t = Table(title=title, title_justify="left")
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        t.add_row(*("" if v is None else str(v) for v in r))
+    out.print(t)
+
+
+# --- db, data, settings -----------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Apply database migrations (every command also does this at start)."""
+    from roadwork.db.engine import current_revision
+
+    settings = _settings()
+    engine = _engine(settings)
+    result = {"database": settings.public_dict()["database_url"], "revision": current_revision(engine)}
+    emit_json(result) if as_json else out.print(f"database {result['database']} at revision {result['revision']}")
+
+
+@data_app.command("synth")
+def data_synth(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (parquet under data/).")],
+    n: Annotated[int, typer.Option("--n", min=2, help="Number of rows.")] = 600,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same dataset.")] = 0,
+    corrupt_fraction: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of rows with broken image bytes.")] = 0.01,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a synthetic roadwork dataset in the NATIX parquet schema (works offline)."""
+    report = synthesize_with_progress(out_dir, n, seed, corrupt_fraction, show=not as_json)
+    if as_json:
+        emit_json(report)
+    else:
+        out.print(f"wrote {report.n_rows} rows ({report.n_positive} roadwork, {report.n_corrupt} corrupt) to {report.path}")
+
+
+def synthesize_with_progress(out_dir: Path, n: int, seed: int, corrupt_fraction: float, show: bool = True):  # noqa: ANN201
+    from rich.progress import Progress
+
+    from roadwork.trainer.synth import synthesize
+
+    with Progress(disable=not show, console=err) as bar:
+        task = bar.add_task("synthesising", total=n)
+        return synthesize(out_dir, n, seed=seed, corrupt_fraction=corrupt_fraction,
+                          progress=lambda k: bar.update(task, completed=k))
+
+
+@settings_app.command("show")
+def settings_show(as_json: JsonOpt = False) -> None:
+    """Show the settings in force (secrets masked) and where each can be set."""
+    from roadwork.config import describe_settings, settings_path
+
+    settings = _settings()
+    if as_json:
+        emit_json(settings.public_dict())
+        return
+    out.print(f"settings file: {settings_path(os.environ.get('ROADWORK_SETTINGS'))}")
+    values = settings.public_dict()
+    rows = []
+    for key, _default, desc in describe_settings():
+        node: Any = values
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            continue
+        rows.append([key, json.dumps(node), desc])
+    table("settings", ["key", "value", "description"], rows)
+
+
+# --- train, evaluate, registry ---------------------------------------------------------------------------
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Option("--config", help="Training preset, e.g. configs/tiny.yaml.")],
+    data: Annotated[Path | None, typer.Option(help="Dataset (parquet file or folder); default: data.path of the config.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Override optim.epochs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a model and register it as a candidate version (the champion is its parent)."""
+    from roadwork.platform.training import train_and_register
+    from roadwork.trainer.config import load_config
+
+    cfg = load_config(config, {"optim.epochs": epochs} if epochs else None)
+    settings = _settings()
+    engine = _engine(settings)
+    log = (lambda s: err.print(s)) if as_json else out.print
+    version, result = train_and_register(engine, settings, cfg, data_path=data, actor=ACTOR,
+                                         show_progress=not as_json, log=log)
+    if as_json:
+        emit_json({"version": version, "seconds": round(result.seconds, 2)})
+    else:
+        out.print(f"registered {version.label} (id {version.id}): val MCC {result.metrics['val_mcc']:.3f}, "
+                  f"accuracy {result.metrics['val_accuracy']:.3f} in {result.seconds:.0f} s")
+
+
+@app.command()
+def evaluate(
+    version: Annotated[str, typer.Argument(help="Version: id, X.Y.Z or name:X.Y.Z.")],
+    data: Annotated[Path | None, typer.Option(help="Dataset; default: the version's training data.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Evaluate a version on the validation split and store overall and per-condition metrics."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+    from roadwork.platform.evaluation import evaluate_version
+
+    settings = _settings()
+    engine = _engine(settings)
+    evaluation = evaluate_version(engine, settings, version, data_path=data)
+    with read_session(engine) as session:
+        cells = repo.condition_cells(session, evaluation.id)
+    if as_json:
+        emit_json({"evaluation": evaluation, "conditions": cells})
+        return
+    out.print(f"evaluation {evaluation.id}: n={evaluation.n} MCC {evaluation.mcc:.3f} accuracy {evaluation.accuracy:.3f}")
+    table("per condition", ["condition", "value", "n", "MCC", "95% CI", "accuracy"],
+          [[c.condition, c.value, c.n, f"{c.mcc:.3f}", f"{c.mcc_ci_low:.2f}..{c.mcc_ci_high:.2f}", f"{c.accuracy:.3f}"]
+           for c in cells])
+
+
+def _print_deploy(result, as_json: bool, verb: str) -> None:  # noqa: ANN001
+    if as_json:
+        emit_json(result)
+        return
+    prev = result.previous.label if result.previous else "none"
+    out.print(f"{verb} {result.version.label} (was {prev}); published to:")
+    for path in result.published:
+        out.print(f"  {path}")
+
+
+@app.command()
+def deploy(
+    version: Annotated[str, typer.Argument(help="Version: id, X.Y.Z or name:X.Y.Z.")],
+    reason: Annotated[str, typer.Option(help="Why (stored in the alias history).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish a version to every target and make it the champion."""
+    from roadwork.platform.registry import deploy as do_deploy
+
+    settings = _settings()
+    result = do_deploy(_engine(settings), settings, version, actor=ACTOR, reason=reason)
+    _print_deploy(result, as_json, "deployed")
+
+
+@app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    to: Annotated[str | None, typer.Option(help="Version to restore; default: the previous champion.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an earlier version the champion again and republish it."""
+    from roadwork.platform.registry import rollback as do_rollback
+
+    settings = _settings()
+    result = do_rollback(_engine(settings), settings, to=to, reason=reason, actor=ACTOR)
+    _print_deploy(result, as_json, "rolled back to")
+
+
+@app.command()
+def versions(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50, as_json: JsonOpt = False
+) -> None:
+    """List registered versions, newest first."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+
+    settings = _settings()
+    with read_session(_engine(settings)) as session:
+        items = repo.list_versions(session, limit)
+        champion = repo.alias_holder(session)
+        evals = repo.latest_evaluations(session)
+    if as_json:
+        emit_json([jsonable(v) | {"champion": champion is not None and v.id == champion.id} for v in items])
+        return
+    rows = []
+    for v in items:
+        e = evals.get(v.id)
+        rows.append([v.id, v.label, "champion" if champion and v.id == champion.id else "", local(v.created_at),
+                     f"{v.metrics.get('val_mcc', 0):.3f}", f"{e.mcc:.3f} (n={e.n})" if e else "",
+                     v.parent_id or "", (v.data_fingerprint or "")[:12]])
+    table("versions", ["id", "version", "alias", "created", "train val MCC", "last eval MCC", "parent", "data"], rows)
+
+
+@app.command()
+def history(
+    alias: Annotated[str, typer.Option(help="Alias.")] = "champion",
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """The alias history: every deploy and rollback, who, when, why."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+
+    settings = _settings()
+    with read_session(_engine(settings)) as session:
+        events = repo.alias_history(session, alias, limit)
+        holder = repo.alias_holder(session, alias)
+        names = repo.versions_by_id(session, {e.to_version_id for e in events} | {e.from_version_id for e in events if e.from_version_id})
+    if as_json:
+        emit_json({"alias": alias, "current": holder, "events": events})
+        return
+    out.print(f"{alias}: {holder.label if holder else 'not set'}")
+    table("history", ["when", "action", "from", "to", "actor", "reason"],
+          [[local(e.created_at), e.action, names[e.from_version_id].version if e.from_version_id else "",
+            names[e.to_version_id].version, e.actor, e.reason] for e in events])
+
+
+# --- scheduler, jobs --------------------------------------------------------------------------------------
+
+
+@app.command()
+def scheduler(
+    max_seconds: Annotated[float | None, typer.Option(help="Stop after this long (default: run until Ctrl-C).")] = None,
+) -> None:
+    """Run the scheduler: owns the job store (one per database), runs jobs, applies commands."""
+    import logging
+    import signal
+
+    from roadwork.platform.scheduler import SchedulerService
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings()
+    service = SchedulerService(_engine(settings), settings)
+    service.start()
+    signal.signal(signal.SIGTERM, lambda *_: service._stop.set())
+    out.print(f"scheduler {service.holder} running on {settings.public_dict()['database_url']} (Ctrl-C stops)")
+    try:
+        service.serve(max_seconds=max_seconds)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.stop()
+        out.print("scheduler stopped; lease released")
+
+
+def _submit(kind: str, payload: dict[str, Any], reason: str = "", wait: float = 0.0) -> Any:
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session, write_session
+
+    settings = _settings()
+    engine = _engine(settings)
+    with write_session(engine) as session:
+        command = repo.submit_command(session, kind=kind, payload=payload, requested_by=ACTOR, reason=reason)
+    deadline = time.monotonic() + wait
+    while wait and time.monotonic() < deadline:
+        with read_session(engine) as session:
+            command = repo.get_command(session, command.id)
+        if command.status in ("applied", "failed"):
+            break
+        time.sleep(0.5)
+    return command
+
+
+def _print_command(command, as_json: bool) -> None:  # noqa: ANN001
+    if as_json:
+        emit_json(command)
+    elif command.status == "pending":
+        out.print(f"command #{command.id} ({command.kind}) queued; the running scheduler applies it")
+    else:
+        out.print(f"command #{command.id} ({command.kind}) {command.status}: {command.outcome}")
+    if command.status == "failed":
+        raise typer.Exit(1)
+
+
+WaitOpt = Annotated[float, typer.Option(help="Seconds to wait for the scheduler to apply it (0: don't wait).")]
+
+
+@jobs_app.command("list")
+def jobs_list(as_json: JsonOpt = False) -> None:
+    """Scheduled jobs with their trigger and next run."""
+    from roadwork.platform.jobstore import stored_jobs
+
+    items = stored_jobs(_engine(_settings()))
+    if as_json:
+        emit_json(items)
+        return
+    table("jobs", ["id", "trigger", "next run", "state"],
+          [[j["id"], j["trigger"], local(j["next_run_time"]), j["error"] or ("paused" if j["paused"] else "scheduled")]
+           for j in items])
+
+
+@jobs_app.command("run")
+def jobs_run(job_id: str, wait: WaitOpt = 0.0, as_json: JsonOpt = False) -> None:
+    """Ask the scheduler to run a job now."""
+    _print_command(_submit("run_now", {"job_id": job_id}, wait=wait), as_json)
+
+
+@jobs_app.command("pause")
+def jobs_pause(job_id: str, wait: WaitOpt = 0.0, as_json: JsonOpt = False) -> None:
+    """Pause a job."""
+    _print_command(_submit("pause", {"job_id": job_id}, wait=wait), as_json)
+
+
+@jobs_app.command("resume")
+def jobs_resume(job_id: str, wait: WaitOpt = 0.0, as_json: JsonOpt = False) -> None:
+    """Resume a paused job."""
+    _print_command(_submit("resume", {"job_id": job_id}, wait=wait), as_json)
+
+
+@jobs_app.command("schedule")
+def jobs_schedule(
+    job_id: str,
+    cron: Annotated[str, typer.Option(help="Cron expression in UTC, e.g. '0 3 * * *'.")],
+    wait: WaitOpt = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a job's schedule (previews the next fire times)."""
+    from roadwork.platform.scheduler import next_fire_times
+
+    times = next_fire_times(cron, 3)
+    if not as_json:
+        out.print("next runs: " + ", ".join(local(t.replace(tzinfo=None)) for t in times))
+    _print_command(_submit("reschedule", {"job_id": job_id, "cron": cron}, wait=wait), as_json)
+
+
+@jobs_app.command("history")
+def jobs_history(
+    job_id: Annotated[str | None, typer.Option("--job", help="Only this job.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 30,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recent job runs with status and duration."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+
+    with read_session(_engine(_settings())) as session:
+        runs = repo.list_job_runs(session, job_id=job_id, limit=limit)
+    if as_json:
+        emit_json(runs)
+        return
+    table("job runs", ["id", "job", "status", "trigger", "scheduled", "duration", "error / result"],
+          [[r.id, r.job_id, r.status, r.trigger, local(r.scheduled_at),
+            f"{r.duration_s:.1f} s" if r.duration_s is not None else "",
+            (r.error or "").splitlines()[0] if r.error else json.dumps(r.result or {})[:80]] for r in runs])
+
+
+# --- dashboard, demo -------------------------------------------------------------------------------------
+
+
+@app.command()
+def dashboard(
+    port: Annotated[int | None, typer.Option(help="Port (default: the dashboard_port setting).")] = None,
+) -> None:
+    """Start the web dashboard (Streamlit)."""
+    settings = _settings()
+    _engine(settings)  # migrate before the first page asks
+    script = Path(__file__).with_name("dashboard") / "app.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script),
+           "--server.port", str(port or settings.dashboard_port),
+           "--server.address", settings.dashboard_address,
+           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    out.print(f"dashboard on http://{settings.dashboard_address}:{port or settings.dashboard_port}")
+    raise typer.Exit(subprocess.call(cmd))
+
+
+@app.command()
+def demo(
+    n: Annotated[int, typer.Option(help="Rows of synthetic data.")] = 600,
+    config: Annotated[Path | None, typer.Option(help="Training preset; default: the embedded tiny preset.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The whole loop on the embedded defaults: migrate, synthesise, train, register, evaluate, deploy."""
+    from roadwork.platform.demo import run_demo
+
+    summary = run_demo(_settings(), n=n, config_path=config, show_progress=not as_json,
+                       log=(lambda s: err.print(s)) if as_json else out.print)
+    if as_json:
+        emit_json(summary)
+
+
+def main() -> None:
+    """Console entry point: known errors print one clear line on stderr and exit 2, no traceback."""
+    from roadwork.config import SettingsError
+    from roadwork.db.repo import NotFoundError
+    from roadwork.platform.artifacts import ArtifactError
+    from roadwork.platform.registry import DeployError
+    from roadwork.platform.scheduler import SchedulerBusyError
+    from roadwork.trainer.config import ConfigError
+
+    try:
+        app()
+    except (SettingsError, ConfigError, NotFoundError, DeployError, ArtifactError, SchedulerBusyError,
+            FileNotFoundError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Deployments: what was live when, a rollback request form, and the scheduler commands it produces."""
+
+import streamlit as st
+
+from roadwork.clock import utcnow
+from roadwork.dashboard import charts, services
+
+st.title("Deployments")
+events = services.alias_events()
+
+st.subheader("Champion timeline")
+if not events:
+    st.info("The champion has never moved: run `roadwork demo` or `roadwork deploy VERSION`.", icon=":material/info:")
+else:
+    order = [r.version for r in reversed(services.versions())]  # oldest version at the bottom
+    st.plotly_chart(
+        charts.alias_timeline(
+            [(e.when, e.to_version, e.action) for e in events], services.local(utcnow()), version_order=order
+        ),
+        key="deployments_timeline_chart",
+    )
+    st.dataframe(
+        [
+            {
+                "when": e.when,
+                "action": e.action,
+                "from": e.from_version or "",
+                "to": e.to_version,
+                "actor": e.actor,
+                "reason": e.reason,
+            }
+            for e in events
+        ],
+        hide_index=True,
+        width="stretch",
+        key="deployments_alias_events",
+        column_config={
+            "when": st.column_config.DatetimeColumn("when", format="YYYY-MM-DD HH:mm:ss"),
+            "reason": st.column_config.TextColumn("reason", width="large"),
+        },
+    )
+    st.caption(f"Newest first. Times in local time, {services.local_tz_name()}.")
+
+st.subheader("Roll back")
+choices = services.rollback_choices()
+if choices.champion_id is None:
+    st.caption("Nothing to roll back: there is no champion yet.")
+elif not choices.options:
+    st.caption("Nothing to roll back to: the champion is the only version.")
+else:
+    ids = list(choices.options)
+    with st.form("rollback_form", clear_on_submit=False):
+        target = st.selectbox(
+            "Roll the champion back to",
+            options=ids,
+            index=ids.index(choices.default_id) if choices.default_id in choices.options else 0,
+            format_func=choices.options.get,
+            key="rollback_target",
+        )
+        reason = st.text_input("Reason (required)", key="rollback_reason", placeholder="e.g. MCC dropped on rain")
+        submitted = st.form_submit_button("Request rollback", type="primary", key="rollback_submit")
+    if submitted:
+        try:
+            command_id = services.request_rollback(target, reason)
+        except services.RequestError as exc:
+            st.error(str(exc), icon=":material/error:")
+        else:
+            st.success(f"Rollback requested (command #{command_id}); the scheduler applies it.")
+    st.caption(f"Requests are applied by the scheduler, not by the dashboard. Acting as `{services.current_actor()}`.")
+
+st.subheader("Recent commands")
+commands = services.recent_commands()
+if not commands:
+    st.caption("No commands yet.")
+else:
+    st.dataframe(
+        [
+            {
+                "#": c.id,
+                "kind": c.kind,
+                "payload": str(c.payload),
+                "status": c.status,
+                "outcome": c.outcome or "",
+                "requested by": c.requested_by,
+                "reason": c.reason,
+                "requested": c.created_at,
+                "applied": c.applied_at,
+            }
+            for c in commands
+        ],
+        hide_index=True,
+        width="stretch",
+        key="deployments_commands",
+        column_config={
+            "requested": st.column_config.DatetimeColumn("requested", format="YYYY-MM-DD HH:mm:ss"),
+            "applied": st.column_config.DatetimeColumn("applied", format="YYYY-MM-DD HH:mm:ss"),
+        },
+    )

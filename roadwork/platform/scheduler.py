@@ -1,0 +1,254 @@
+"""The scheduler process: one owner of the job store, steered only through the commands table.
+
+`SchedulerService.start()` takes the lease (a second scheduler on the same database refuses to start, a
+stale lease is taken over), starts APScheduler with the JSON job store, registers the built-in jobs the first
+time only (so pauses and reschedules survive restarts), and records every run in `job_runs` from listeners.
+`serve()` then heartbeats the lease and applies pending commands until stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Engine
+
+from roadwork.clock import utcnow
+from roadwork.config import Settings
+from roadwork.db import repo
+from roadwork.db.engine import read_session, write_session
+from roadwork.platform.jobs import JOBS
+from roadwork.platform.jobstore import JsonJobStore
+
+log = logging.getLogger(__name__)
+RUN_NOW_SEP = "@cmd"
+
+
+class SchedulerBusyError(RuntimeError):
+    """Another scheduler holds the lease on this database."""
+
+
+def cron_trigger(expr: str) -> CronTrigger:
+    """A UTC cron trigger; raises ValueError naming the bad expression."""
+    try:
+        return CronTrigger.from_crontab(expr, timezone=dt.UTC)
+    except ValueError as exc:
+        raise ValueError(f"invalid cron expression {expr!r}: {exc}") from exc
+
+
+def next_fire_times(expr: str, n: int = 5, after: dt.datetime | None = None) -> list[dt.datetime]:
+    """The next `n` fire times (aware UTC) of a cron expression, for previews."""
+    trigger = cron_trigger(expr)
+    previous = None
+    now = after or dt.datetime.now(dt.UTC)
+    out: list[dt.datetime] = []
+    while len(out) < n:
+        fire = trigger.get_next_fire_time(previous, now)
+        if fire is None:
+            break
+        out.append(fire)
+        previous, now = fire, fire + dt.timedelta(microseconds=1)
+    return out
+
+
+def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+@dataclass
+class SchedulerService:
+    engine: Engine
+    settings: Settings
+    holder: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}")
+    scheduler: BackgroundScheduler | None = None
+    _runs: dict[tuple[str, dt.datetime | None], int] = field(default_factory=dict)
+    _runs_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    # --- lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._acquire_lease()
+        opts = self.settings.scheduler
+        self.jobstore = JsonJobStore(engine=self.engine)
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": self.jobstore},
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"misfire_grace_time": opts.misfire_grace_time_s, "coalesce": True, "max_instances": 1},
+            timezone=dt.UTC,
+        )
+        self.scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
+        self.scheduler.add_listener(self._on_finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        self.scheduler.start(paused=True)
+        self.jobstore.get_all_jobs()  # restores every row now, so broken ones are parked and reported below
+        for job_id, (func, name) in JOBS.items():
+            if self.scheduler.get_job(job_id) is None and job_id not in self.jobstore.parked:
+                trigger = cron_trigger(opts.evaluate_cron)
+                self.scheduler.add_job(func, trigger, id=job_id, name=name, replace_existing=True)
+        for job_id, why in self.jobstore.parked.items():
+            with write_session(self.engine) as session:
+                repo.add_audit(session, actor="scheduler", action="job_parked", target=job_id, reason=why)
+        self.scheduler.resume()
+        log.info("scheduler %s started; jobs: %s", self.holder, [j.id for j in self.scheduler.get_jobs()])
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        with write_session(self.engine) as session:
+            repo.release_lease(session, self.holder)
+
+    def serve(self, max_seconds: float | None = None) -> None:
+        """Heartbeat and apply commands until `stop()` (or `max_seconds`, for tests)."""
+        opts = self.settings.scheduler
+        deadline = None if max_seconds is None else utcnow() + dt.timedelta(seconds=max_seconds)
+        last_beat = utcnow()
+        while not self._stop.is_set():
+            if (utcnow() - last_beat).total_seconds() >= opts.heartbeat_s:
+                if not self.heartbeat():
+                    log.error("lost the scheduler lease to another process; stopping")
+                    break
+                last_beat = utcnow()
+            self.apply_pending_commands()
+            if deadline is not None and utcnow() >= deadline:
+                break
+            self._stop.wait(opts.command_poll_s)
+
+    # --- lease -----------------------------------------------------------------------------------------------
+    def _acquire_lease(self) -> None:
+        with write_session(self.engine) as session:
+            ok, lease = repo.acquire_lease(
+                session, holder=self.holder, hostname=socket.gethostname(), pid=os.getpid(),
+                timeout_s=self.settings.scheduler.lease_timeout_s,
+            )
+        if not ok:
+            age = (utcnow() - lease.heartbeat_at).total_seconds()
+            raise SchedulerBusyError(
+                f"another scheduler owns this database: {lease.holder} (pid {lease.pid} on {lease.hostname}), "
+                f"last heartbeat {age:.0f} s ago; it is taken over once its heartbeat is older than "
+                f"{self.settings.scheduler.lease_timeout_s:.0f} s"
+            )
+
+    def heartbeat(self) -> bool:
+        with write_session(self.engine) as session:
+            return repo.renew_lease(session, self.holder)
+
+    # --- run records -------------------------------------------------------------------------------------------
+    @staticmethod
+    def _base_id(job_id: str) -> tuple[str, str]:
+        if RUN_NOW_SEP in job_id:
+            return job_id.split(RUN_NOW_SEP, 1)[0], "command"
+        return job_id, "schedule"
+
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        job_id, trigger = self._base_id(event.job_id)
+        status = "skipped" if event.code == EVENT_JOB_MAX_INSTANCES else "started"
+        now = utcnow()
+        for when in event.scheduled_run_times:
+            with write_session(self.engine) as session:
+                run = repo.record_job_run(
+                    session, job_id=job_id, status=status, scheduled_at=_naive_utc(when), trigger=trigger,
+                    started_at=now if status == "started" else None,
+                    error="a previous run was still going (max_instances=1)" if status == "skipped" else None,
+                )
+            if status == "started":
+                with self._runs_lock:
+                    self._runs[(event.job_id, _naive_utc(when))] = run.id
+
+    def _on_finished(self, event: JobExecutionEvent) -> None:
+        job_id, trigger = self._base_id(event.job_id)
+        when = _naive_utc(event.scheduled_run_time)
+        with write_session(self.engine) as session:
+            if event.code == EVENT_JOB_MISSED:
+                repo.record_job_run(
+                    session, job_id=job_id, status="missed", scheduled_at=when, trigger=trigger,
+                    error=f"missed its fire time by more than {self.settings.scheduler.misfire_grace_time_s} s",
+                )
+                repo.add_audit(session, actor="scheduler", action="job_missed", target=job_id,
+                               details={"scheduled_at": str(when)})
+                return
+            with self._runs_lock:
+                run_id = self._runs.pop((event.job_id, when), None)
+            if run_id is None:  # submitted before a restart of this listener: record it now
+                run_id = repo.record_job_run(session, job_id=job_id, status="started", scheduled_at=when,
+                                             trigger=trigger).id
+            if event.exception is not None:
+                error = "".join(traceback.format_exception_only(type(event.exception), event.exception)).strip()
+                repo.finish_job_run(session, run_id, status="failed", error=error + "\n" + (event.traceback or ""))
+                repo.add_audit(session, actor="scheduler", action="job_failed", target=job_id, reason=error)
+            else:
+                result = event.retval if isinstance(event.retval, dict) else {"value": repr(event.retval)}
+                repo.finish_job_run(session, run_id, status="succeeded", result=result)
+
+    # --- commands ----------------------------------------------------------------------------------------------
+    def apply_pending_commands(self) -> int:
+        """Apply every pending command once, recording its outcome. Returns how many were applied."""
+        with read_session(self.engine) as session:
+            pending = repo.pending_commands(session)
+        applied = 0
+        for command in pending:
+            with write_session(self.engine) as session:
+                if not repo.claim_command(session, command.id):
+                    continue
+            try:
+                outcome, ok = self._apply(command), True
+            except Exception as exc:  # noqa: BLE001 - every failure is recorded as the command's outcome
+                outcome, ok = f"{type(exc).__name__}: {exc}", False
+            with write_session(self.engine) as session:
+                repo.complete_command(session, command.id, ok=ok, outcome=outcome)
+                repo.add_audit(session, actor=command.requested_by, action=f"command_{command.kind}",
+                               target=str(command.payload), reason=command.reason,
+                               details={"ok": ok, "outcome": outcome, "command_id": command.id})
+            applied += 1
+        return applied
+
+    def _job(self, payload: dict[str, Any]):  # noqa: ANN202
+        job_id = payload.get("job_id")
+        job = self.scheduler.get_job(job_id) if job_id else None
+        if job is None:
+            known = ", ".join(j.id for j in self.scheduler.get_jobs()) or "none"
+            raise LookupError(f"no scheduled job {job_id!r} (jobs: {known})")
+        return job
+
+    def _apply(self, command: repo.Command) -> str:
+        kind, payload = command.kind, command.payload
+        if kind == "run_now":
+            job = self._job(payload)
+            one_off = f"{job.id}{RUN_NOW_SEP}{command.id}"
+            self.scheduler.add_job(job.func_ref, "date", run_date=dt.datetime.now(dt.UTC), args=job.args,
+                                   kwargs=job.kwargs, id=one_off, name=f"{job.name} (run now)",
+                                   misfire_grace_time=None)
+            return f"{job.id} submitted"
+        if kind == "pause":
+            self._job(payload).pause()
+            return f"{payload['job_id']} paused"
+        if kind == "resume":
+            job = self._job(payload).resume()
+            return f"{payload['job_id']} resumed; next run {job.next_run_time}"
+        if kind == "reschedule":
+            job = self._job(payload).reschedule(cron_trigger(payload["cron"]))
+            return f"{payload['job_id']} now '{payload['cron']}' UTC; next run {job.next_run_time}"
+        if kind == "rollback":
+            from roadwork.platform.registry import rollback
+
+            result = rollback(self.engine, self.settings, to=payload.get("to"), reason=command.reason,
+                              actor=command.requested_by)
+            return f"champion rolled back to {result.version.label}"
+        raise NotImplementedError(f"the scheduler does not apply '{kind}' commands yet")

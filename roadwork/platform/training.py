@@ -1,0 +1,55 @@
+"""Train a config and register the result as a candidate version with its lineage."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from roadwork.clock import utcnow
+from roadwork.config import Settings
+from roadwork.db import repo
+from roadwork.db.engine import read_session
+from roadwork.platform.evaluation import resolve_data_path
+from roadwork.platform.registry import register_version
+from roadwork.trainer.config import TrainConfig
+from roadwork.trainer.train import TrainResult, train
+
+
+def train_and_register(
+    engine: Engine,
+    settings: Settings,
+    config: TrainConfig,
+    *,
+    data_path: Path | None = None,
+    actor: str = "cli",
+    show_progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> tuple[repo.Version, TrainResult]:
+    """Train, store the checkpoint by content, and add a candidate version whose parent is the champion."""
+    path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
+    # The config as run records the data it actually used.
+    config = config.model_copy(update={"data": config.data.model_copy(update={"path": str(path.resolve())})})
+    run_dir = settings.home / "runs" / utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "settings.json").write_text(json.dumps(settings.public_dict(), indent=2))
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    result = train(config, path, run_dir / "checkpoint", show_progress=show_progress, log=log)
+    with read_session(engine) as session:
+        champion = repo.alias_holder(session)
+    metrics = result.metrics | {"n_train": result.n_train, "n_val": result.n_val,
+                                "train_seconds": round(result.seconds, 2), "skipped_rows": result.read_report.skipped}
+    version = register_version(
+        engine,
+        settings,
+        result.checkpoint_dir,
+        config=config.to_dict(),
+        metrics=metrics,
+        data_fingerprint=result.data_fingerprint,
+        parent_id=champion.id if champion else None,
+        actor=actor,
+    )
+    (run_dir / "version.json").write_text(json.dumps({"id": version.id, "version": version.version}))
+    return version, result

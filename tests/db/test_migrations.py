@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+
+from roadwork.db.engine import current_revision, make_engine, migrate
+from roadwork.db.models import Base
+
+EXPECTED_TABLES = {
+    "model_versions", "aliases", "alias_events", "evaluations", "condition_metrics", "job_runs",
+    "scheduler_commands", "scheduler_lease", "apscheduler_jobs", "leaderboard_snapshots", "leaderboard_rows",
+    "ab_tests", "ab_results", "hard_negative_sets", "hard_negative_items", "users", "audit_events",
+}
+
+
+def test_upgrade_from_empty_creates_the_whole_schema(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert current_revision(engine) is None
+    migrate(engine)
+    assert current_revision(engine) == "0001"
+    assert EXPECTED_TABLES <= set(inspect(engine).get_table_names())
+    migrate(engine)  # idempotent
+    assert current_revision(engine) == "0001"
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'cmp.db'}")
+    migrate(engine)
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == [], f"models and migrations differ; write a migration: {diff}"
+
+
+def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+def test_sqlite_file_in_a_new_directory(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'r.db'}")
+    migrate(engine)
+    assert (tmp_path / "a" / "b" / "r.db").exists()

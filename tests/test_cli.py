@@ -1,0 +1,112 @@
+"""The command line end to end, as a user runs it: real processes, a real home, the tiny preset."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def roadwork(home: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")}
+    env["ROADWORK_HOME"] = str(home)
+    done = subprocess.run([sys.executable, "-m", "roadwork.cli", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and done.returncode != 0:
+        raise AssertionError(f"roadwork {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def as_json(done: subprocess.CompletedProcess):  # noqa: ANN201
+    return json.loads(done.stdout)
+
+
+def serving_version(home: Path) -> str:
+    return json.loads((home / "publish" / "current" / "model_card.json").read_text())["version"]
+
+
+def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    summary = as_json(roadwork(home, "demo", "--n", "160", "--json"))
+    assert summary["version"].endswith(":0.1.0")
+    assert Path(summary["serving"][0]).resolve().is_dir()
+
+    versions = as_json(roadwork(home, "versions", "--json"))
+    assert [v["version"] for v in versions] == ["0.1.0"] and versions[0]["champion"]
+    history = as_json(roadwork(home, "history", "--json"))
+    assert history["current"]["version"] == "0.1.0" and history["events"][0]["action"] == "deploy"
+
+    trained = as_json(roadwork(home, "train", "--config", "configs/tiny.yaml", "--epochs", "1", "--json"))
+    assert trained["version"]["version"] == "0.2.0"
+    assert trained["version"]["parent_id"] == versions[0]["id"]  # lineage: the champion is the parent
+    roadwork(home, "deploy", "0.2.0", "--reason", "newer")
+    assert serving_version(home) == "0.2.0"
+
+    back = as_json(roadwork(home, "rollback", "--reason", "0.2.0 misses cones at night", "--json"))
+    assert back["version"]["version"] == "0.1.0"
+    assert serving_version(home) == "0.1.0"
+    history = as_json(roadwork(home, "history", "--json"))
+    assert [e["action"] for e in history["events"]] == ["rollback", "deploy", "deploy"]
+
+    # The scheduler applies a command written by another process.
+    sched = subprocess.Popen([sys.executable, "-m", "roadwork.cli", "scheduler", "--max-seconds", "120"],
+                             env={**{k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")},
+                                  "ROADWORK_HOME": str(home), "ROADWORK_SCHEDULER__COMMAND_POLL_S": "0.2"},
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "running on" not in (line := sched.stdout.readline()):
+            assert time.monotonic() < deadline and sched.poll() is None, "scheduler did not start"
+        busy = roadwork(home, "scheduler", "--max-seconds", "1", check=False)
+        assert busy.returncode == 2 and "another scheduler owns this database" in busy.stderr
+
+        done = as_json(roadwork(home, "jobs", "run", "evaluate_champion", "--wait", "60", "--json"))
+        assert done["status"] == "applied", done
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            runs = as_json(roadwork(home, "jobs", "history", "--json"))
+            if any(r["status"] == "succeeded" for r in runs):
+                break
+            time.sleep(1)
+        run = next(r for r in runs if r["status"] == "succeeded")
+        assert run["job_id"] == "evaluate_champion" and run["result"]["version"].endswith(":0.1.0")
+    finally:
+        sched.terminate()
+        sched.wait(30)
+    listed = as_json(roadwork(home, "jobs", "list", "--json"))
+    assert [j["id"] for j in listed] == ["evaluate_champion"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["deploy", "9.9.9"], "no model version '9.9.9'"),
+        (["train", "--config", "{bad}"], "'optim.epochz': unknown key"),
+        (["train", "--config", "missing.yaml"], "training config not found"),
+        (["rollback", "--reason", "x"], "no champion"),
+        (["jobs", "schedule", "evaluate_champion", "--cron", "61 * * * *"], "invalid cron expression"),
+    ],
+)
+def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str], message: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  epochz: 3\n")
+    args = [str(bad) if a == "{bad}" else a for a in args]
+    done = roadwork(tmp_path / "home", *args, check=False)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_settings_file_names_the_key(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "roadwork.yaml").write_text("scheduler:\n  heartbeat_s: often\n")
+    done = roadwork(home, "versions", check=False)
+    assert done.returncode == 2 and "scheduler.heartbeat_s" in done.stderr
