@@ -61,12 +61,18 @@ class PublishSettings(_Section):
     reload_command: str | None = Field(
         None, description="Shell command run after a publish, e.g. restarting the miner. Empty: none."
     )
-    hf_repo: str | None = Field(None, description="Hugging Face Hub repository to publish to (owner/name). Empty: none.")
+    hf_repo: str | None = Field(
+        None,
+        description="Hugging Face Hub repository to publish to (owner/name). Empty: none. "
+        "(Declared for the Hub target; deploys publish to local_dirs only so far.)",
+    )
 
 
 class LeaderboardSettings(_Section):
     source: Literal["none", "taostats", "btcli", "json"] = Field(
-        "none", description="Where standings come from: none, the Taostats API, btcli JSON, or a JSON URL."
+        "none",
+        description="Where standings come from: none, the Taostats API, btcli JSON, or a JSON URL. "
+        "(Declared for the leaderboard job, which is not scheduled yet.)",
     )
     url: str | None = Field(None, description="Base URL of the API, a JSON URL, or a btcli JSON file path.")
     netuid: int = Field(72, ge=0, description="Subnet id (72 on mainnet, 323 on testnet).")

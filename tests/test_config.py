@@ -89,3 +89,11 @@ def test_every_setting_has_a_description() -> None:
     sections = [n for n, f in Settings.model_fields.items() if isinstance(f.annotation, type)
                 and issubclass(f.annotation, BaseModel)]
     assert set(sections) <= keys
+
+
+def test_readme_documents_every_setting() -> None:
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [key for key, default, _ in describe_settings() if default and f"`{key}`" not in readme]
+    assert not missing, f"settings missing from the README's table: {missing}"

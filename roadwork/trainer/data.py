@@ -49,6 +49,8 @@ BATCH_SIZE = 128
 BAD_IMAGE_REASONS = ("zero_byte", "undecodable", "truncated", "unsupported_mode")
 # metadata string values that mean "not recorded"
 MISSING_VALUES = frozenset({"", "null", "none", "nan", "[]"})
+# words in Pillow's errors for data that ends early
+_TRUNCATION_HINTS = ("truncated", "broken data stream", "premature end", "end of file")
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def decode_image(data: bytes) -> Image.Image:
             img.load()
     except (EOFError, OSError, SyntaxError, ValueError, IndexError, struct.error) as e:
         msg = str(e).lower()
-        truncated = isinstance(e, EOFError) or any(k in msg for k in ("truncated", "broken data stream", "premature end", "end of file"))
+        truncated = isinstance(e, EOFError) or any(k in msg for k in _TRUNCATION_HINTS)
         raise BadImageError("truncated" if truncated else "undecodable", f"{type(e).__name__}: {e}") from None
     except Exception as e:
         raise BadImageError("undecodable", f"{type(e).__name__}: {e}") from None
@@ -214,10 +216,13 @@ def _image_column(leaves: set[str], schema: pa.Schema, file: Path) -> str:
         return "image.bytes"
     if "image" in schema.names:
         t = schema.field("image").type
-        if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t) \
-                or getattr(pa.types, "is_binary_view", lambda _t: False)(t):
+        binary_checks = (pa.types.is_binary, pa.types.is_large_binary, pa.types.is_fixed_size_binary,
+                         getattr(pa.types, "is_binary_view", lambda _t: False))
+        if any(check(t) for check in binary_checks):
             return "image"
-        raise ValueError(f"{file}: column 'image' has type {t}; expected binary or a struct with a 'bytes' field ('image.bytes')")
+        raise ValueError(
+            f"{file}: column 'image' has type {t}; expected binary or a struct with a 'bytes' field ('image.bytes')"
+        )
     raise ValueError(f"{file}: missing required column 'image' (found columns: {', '.join(schema.names)})")
 
 

@@ -283,7 +283,8 @@ def _draw_building(rng: np.random.Generator, d: ImageDraw.ImageDraw, x0: float, 
     d.rectangle([x0, yb - h, x1, yb], fill=col)
     if house:
         roof = _pick(rng, _ROOF_COLORS)
-        d.polygon([(x0 - 0.05 * (x1 - x0), yb - h), (x1 + 0.05 * (x1 - x0), yb - h), ((x0 + x1) / 2, yb - h * 1.45)], fill=roof)
+        eave = 0.05 * (x1 - x0)
+        d.polygon([(x0 - eave, yb - h), (x1 + eave, yb - h), ((x0 + x1) / 2, yb - h * 1.45)], fill=roof)
     w = x1 - x0
     nx = max(1, int(w / max(6.0, h * 0.18)))
     ny = max(1, int(h / max(6.0, h * 0.2)))
@@ -300,7 +301,8 @@ def _draw_building(rng: np.random.Generator, d: ImageDraw.ImageDraw, x0: float, 
             d.rectangle([wx0, wy0, wx0 + cw * 0.56, wy0 + ch * 0.5], fill=win)
 
 
-def _draw_tree(rng: np.random.Generator, d: ImageDraw.ImageDraw, x: float, yb: float, h: float, canopy: Color | None = None) -> None:
+def _draw_tree(rng: np.random.Generator, d: ImageDraw.ImageDraw, x: float, yb: float, h: float,
+               canopy: Color | None = None) -> None:
     trunk_w = max(2.0, h * 0.07)
     d.rectangle([x - trunk_w / 2, yb - h * 0.45, x + trunk_w / 2, yb], fill=_jit(rng, (85, 62, 40), 10))
     col = canopy if canopy is not None else _jit(rng, (45, 100, 45), 20)
@@ -393,7 +395,8 @@ def _striped_board(rng: np.random.Generator, sc: _Scene, w: int, h: int) -> Imag
     return board
 
 
-def _draw_barrier(rng: np.random.Generator, img: Image.Image, d: ImageDraw.ImageDraw, sc: _Scene, x: float, yb: float, h: float) -> None:
+def _draw_barrier(rng: np.random.Generator, img: Image.Image, d: ImageDraw.ImageDraw, sc: _Scene,
+                  x: float, yb: float, h: float) -> None:
     w = h * _u(rng, 1.5, 2.4)
     legs = sc.lit((225, 225, 220))
     lw = max(1.5, h * 0.06)
@@ -453,8 +456,9 @@ def _draw_worker(rng: np.random.Generator, d: ImageDraw.ImageDraw, sc: _Scene, x
     lw = h * 0.085
     for side in (-1, 1):
         lx = x + side * h * 0.06 + (side * _u(rng, 0, 0.04) * h)
-        d.polygon([(x + side * h * 0.02 - lw / 2 + lean * 0.2, yb - h * 0.5), (x + side * h * 0.02 + lw / 2 + lean * 0.2, yb - h * 0.5),
-                   (lx + lw / 2, yb), (lx - lw / 2, yb)], fill=trousers)
+        hip = x + side * h * 0.02 + lean * 0.2
+        d.polygon([(hip - lw / 2, yb - h * 0.5), (hip + lw / 2, yb - h * 0.5), (lx + lw / 2, yb), (lx - lw / 2, yb)],
+                  fill=trousers)
         d.rectangle([lx - lw / 2, yb - h * 0.03, lx + lw / 2 + h * 0.03 * side, yb], fill=(30, 25, 20))
     # arms
     aw = max(2, int(h * 0.06))
@@ -479,9 +483,13 @@ def _draw_worker(rng: np.random.Generator, d: ImageDraw.ImageDraw, sc: _Scene, x
         d.regular_polygon((px, py - h * 0.25 - r, r), 8, fill=sc.lit(_pick(rng, ((200, 25, 25), (255, 120, 0)))))
 
 
-_ROADWORK_KINDS: tuple[tuple[str, float], ...] = (("cone", 0.34), ("drum", 0.12), ("barrier", 0.2), ("sign", 0.17), ("worker", 0.17))
+_ROADWORK_KINDS: tuple[tuple[str, float], ...] = (
+    ("cone", 0.34), ("drum", 0.12), ("barrier", 0.2), ("sign", 0.17), ("worker", 0.17),
+)
 # object height relative to the image height at depth scale s = 1
-_REL_HEIGHT = {"cone": (0.24, 0.34), "drum": (0.28, 0.36), "barrier": (0.24, 0.32), "sign": (0.5, 0.66), "worker": (0.52, 0.66)}
+_REL_HEIGHT = {
+    "cone": (0.24, 0.34), "drum": (0.28, 0.36), "barrier": (0.24, 0.32), "sign": (0.5, 0.66), "worker": (0.52, 0.66),
+}
 
 
 def _place_roadwork(rng: np.random.Generator, sc: _Scene) -> list[tuple[str, float, float, float, str]]:
@@ -575,7 +583,8 @@ def _draw_distractor(rng: np.random.Generator, img: Image.Image, d: ImageDraw.Im
         jacket = sc.lit(orange)
         d.rectangle([x - h * 0.1, yb - h * 0.5, x - h * 0.02, yb], fill=sc.lit((40, 45, 70)))
         d.rectangle([x + h * 0.02, yb - h * 0.5, x + h * 0.1, yb], fill=sc.lit((40, 45, 70)))
-        d.rounded_rectangle([x - h * 0.15, yb - h * 0.82, x + h * 0.15, yb - h * 0.45], radius=max(1, int(h * 0.05)), fill=jacket)
+        d.rounded_rectangle([x - h * 0.15, yb - h * 0.82, x + h * 0.15, yb - h * 0.45], radius=max(1, int(h * 0.05)),
+                            fill=jacket)
         hr = h * 0.075
         d.ellipse([x - hr, yb - h * 0.88 - hr, x + hr, yb - h * 0.88 + hr], fill=sc.lit(_pick(rng, _SKIN)))
         d.chord([x - hr, yb - h * 0.88 - hr * 1.1, x + hr, yb - h * 0.88 + hr * 0.2], 180, 360, fill=(40, 30, 25))
@@ -635,7 +644,8 @@ def _apply_weather(rng: np.random.Generator, arr: np.ndarray, sc: _Scene, weathe
 # --------------------------------------------------------------------------
 
 
-def _render(rng: np.random.Generator, label: int, daytime: str, scene: str, weather: str) -> tuple[bytes, int, int, list[str]]:
+def _render(rng: np.random.Generator, label: int, daytime: str, scene: str,
+            weather: str) -> tuple[bytes, int, int, list[str]]:
     """Draw one road scene; returns (jpeg bytes, width, height, roadwork object kinds)."""
     W = 320 + 16 * _i(rng, 0, 12)
     H = int(round(W * (3 / 4 if _chance(rng, 0.5) else 9 / 16)))
@@ -670,7 +680,8 @@ def _render(rng: np.random.Generator, label: int, daytime: str, scene: str, weat
     for t in (0.02, 0.98):
         w0 = max(1.0, 0.012 * W)
         d.polygon([(sc.road_x(t, 0.001), hy), (sc.road_x(t, 0.001) + 0.5, hy),
-                   (sc.road_x(t, 1) + w0 / 2, H), (sc.road_x(t, 1) - w0 / 2, H)], fill=edge_col if t < 0.5 else (235, 235, 230))
+                   (sc.road_x(t, 1) + w0 / 2, H), (sc.road_x(t, 1) - w0 / 2, H)],
+                  fill=edge_col if t < 0.5 else (235, 235, 230))
     center_yellow = scene in ("Residential", "Rural") and _chance(rng, 0.6)
     for j in range(1, lanes):
         t = j / lanes
@@ -680,7 +691,8 @@ def _render(rng: np.random.Generator, label: int, daytime: str, scene: str, weat
             s2 = min(1.0, s * 1.18)
             w1, w2 = max(1.0, 0.012 * W * s), max(1.0, 0.012 * W * s2)
             x1, x2 = sc.road_x(t, s), sc.road_x(t, s2)
-            d.polygon([(x1 - w1 / 2, sc.y_of(s)), (x1 + w1 / 2, sc.y_of(s)), (x2 + w2 / 2, sc.y_of(s2)), (x2 - w2 / 2, sc.y_of(s2))], fill=col)
+            ya, yb_ = sc.y_of(s), sc.y_of(s2)
+            d.polygon([(x1 - w1 / 2, ya), (x1 + w1 / 2, ya), (x2 + w2 / 2, yb_), (x2 - w2 / 2, yb_)], fill=col)
             s = s2 * 1.25
     # roadside scenery, far to near
     items: list[tuple[float, str, float]] = []
@@ -724,8 +736,12 @@ def _render(rng: np.random.Generator, label: int, daytime: str, scene: str, weat
     fg: list[tuple[float, str]] = []
     for _ in range(_pick_w(rng, ((0, 0.35), (1, 0.35), (2, 0.2), (3, 0.1)))):
         fg.append((_u(rng, 0.1, 0.8), "car"))
+    placed: list[tuple[int, float]] = []
     for s, _kind in sorted(fg):
         lane = _i(rng, 0, lanes - 1)
+        if any(lane == pl and abs(s - ps) < 0.2 for pl, ps in placed):
+            continue  # would overlap a car already drawn in that lane
+        placed.append((lane, s))
         x = sc.road_x((lane + 0.5) / lanes, s)
         w = (sc.road_x(1, s) - sc.road_x(0, s)) / lanes * _u(rng, 0.6, 0.8)
         _draw_car(rng, d, sc, x, sc.y_of(s), w, _jit(rng, _pick(rng, _CAR_COLORS), 8), glows, dark)
@@ -779,6 +795,10 @@ _WEATHER_STRINGS = {
 _ALTERATIONS = ("Lane Closure", "Shoulder Work", "Lane Shift", "Detour", "Road Closure", "Flagger Control", "Reduced Speed")
 
 
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def _describe(rng: np.random.Generator, kinds: list[str], scene: str, daytime: str, weather: str) -> str:
     side = next((k[5:] for k in kinds if k.startswith("side:")), "right")
     counts: dict[str, int] = {}
@@ -798,16 +818,17 @@ def _describe(rng: np.random.Generator, kinds: list[str], scene: str, daytime: s
     tmpl = _i(rng, 0, 3)
     road = {"Highway": "highway", "Urban": "city street", "Residential": "residential street", "Rural": "rural road"}[scene]
     if tmpl == 0:
-        verb = _pick(rng, ("narrow", "block", "close off", "line")) if verb_pl else _pick(rng, ("narrows", "blocks", "sits in", "marks"))
+        verbs = ("narrow", "block", "close off", "line") if verb_pl else ("narrows", "blocks", "sits in", "marks")
+        verb = _pick(rng, verbs)
         sent = f"{main} {verb} the {side} lane"
         if rest:
-            sent += " next to " + " and ".join(rest)
+            sent += " next to " + _join(rest)
     elif tmpl == 1:
-        sent = f"road work zone on a {road} with " + ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
+        sent = f"road work zone on a {road} with " + _join(parts)
     elif tmpl == 2:
-        sent = " and ".join(parts) + f" on the {side} shoulder of a {road}"
+        sent = _join(parts) + f" on the {side} side of a {road}"
     else:
-        sent = f"construction ahead: {main} in the {side} lane" + ("; also " + ", ".join(rest) if rest else "")
+        sent = f"construction ahead: {main} in the {side} lane" + ("; also " + _join(rest) if rest else "")
     if daytime == "Dark" and _chance(rng, 0.5):
         sent += " at night"
     elif weather in ("rain", "fog") and _chance(rng, 0.5):
@@ -846,13 +867,12 @@ def _make_row(seed: int, i: int) -> dict[str, Any]:
     if _chance(rng, 0.04):
         desc = None  # deliberately missing, either label
     alteration: str | None = _pick(rng, _ALTERATIONS) if label == 1 and not _chance(rng, 0.1) else "None"
-    tags: dict[str, Any] | None = {
+    tags: dict[str, Any] = {
         "daytime": daytime,
         "scene_environment": scene,
         "travel_alteration": alteration,
         "weather": "['Clear']" if (daytime == "Dark" and weather == "clear") else _pick(rng, _WEATHER_STRINGS[weather]),
     }
-    assert tags is not None
     if _chance(rng, 0.08):
         tags["daytime"] = _pick(rng, (None, ""))
     if _chance(rng, 0.08):
@@ -867,14 +887,15 @@ def _make_row(seed: int, i: int) -> dict[str, Any]:
     city_name: str | None = city
     if _chance(rng, 0.07):
         city_name = _pick(rng, (None, ""))
-    if _chance(rng, 0.02):
-        tags = None  # whole struct missing
+    tags_col: dict[str, Any] | None = None if _chance(rng, 0.02) else tags  # whole struct missing sometimes
 
     if daytime == "Dark":
         hour = _pick(rng, (0, 1, 2, 3, 4, 5, 19, 20, 21, 22, 23))
     else:
         hour = _i(rng, 7, 17)
-    captured = datetime(2024, 1, 1) + timedelta(days=_i(rng, 0, 545), hours=hour, minutes=_i(rng, 0, 59), seconds=_i(rng, 0, 59))
+    captured = datetime(2024, 1, 1) + timedelta(
+        days=_i(rng, 0, 545), hours=hour, minutes=_i(rng, 0, 59), seconds=_i(rng, 0, 59)
+    )
     row_id = f"synth-{seed}-{i:06d}-{rng.integers(0, 2**32):08x}"
     vid = f"vid_{seed:x}_{int(rng.integers(0, 2**24)):06x}"
     return {
@@ -890,7 +911,7 @@ def _make_row(seed: int, i: int) -> dict[str, Any]:
         "city_name": city_name,
         "scene_description": desc,
         "video_info": {"frame_id": _i(rng, 0, 3000), "seq_id": f"seq_{int(rng.integers(0, 2**24)):06x}", "vid_id": vid},
-        "scene_level_tags": tags,
+        "scene_level_tags": tags_col,
         "label": label,
     }
 
