@@ -21,7 +21,8 @@ from roadwork.trainer.metrics import binary_metrics, bootstrap_mcc_ci, threshold
 from roadwork.trainer.train import data_fingerprint, predict_probs, to_tensors
 
 # Record attribute -> condition name shown in reports.
-CONDITIONS = {"daytime": "daytime", "weather": "weather", "scene": "scene", "source": "source"}
+# (Real vs synthetic source is a condition of the challenge replay, where the source is known.)
+CONDITIONS = {"daytime": "daytime", "weather": "weather", "scene": "scene"}
 MISSING = "(missing)"
 
 

@@ -39,7 +39,7 @@ class ModelConfig(_Section):
 
 
 class OptimConfig(_Section):
-    epochs: int = Field(8, ge=1, description="Passes over the training split.")
+    epochs: int = Field(30, ge=1, description="Passes over the training split.")
     batch_size: int = Field(32, ge=1, description="Images per optimiser step.")
     lr: float = Field(2e-3, gt=0, description="Peak learning rate (AdamW).")
     weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay.")
