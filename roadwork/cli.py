@@ -317,6 +317,7 @@ def scheduler(
     from roadwork.platform.scheduler import SchedulerService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = _settings()
     service = SchedulerService(_engine(settings), settings)
     service.start()
@@ -446,7 +447,7 @@ def dashboard(
     cmd = [sys.executable, "-m", "streamlit", "run", str(script),
            "--server.port", str(port or settings.dashboard_port),
            "--server.address", settings.dashboard_address,
-           "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+           "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     out.print(f"dashboard on http://{settings.dashboard_address}:{port or settings.dashboard_port}")
     raise typer.Exit(subprocess.call(cmd))
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
+MIGRATION_LOCK_ID = 72_0001  # arbitrary constant key of the PostgreSQL advisory lock held while migrating
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -101,9 +102,15 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.connect() as conn:
+        # Processes starting together (scheduler and dashboard on a fresh volume) must not both migrate:
+        # SQLite takes the write lock at BEGIN IMMEDIATE, PostgreSQL an advisory lock for the transaction.
+        conn.info["write"] = True
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
         conn.commit()
+        conn.info.pop("write", None)
 
 
 def current_revision(engine: Engine) -> str | None:
