@@ -303,6 +303,90 @@ def history(
             names[e.to_version_id].version, e.actor, e.reason] for e in events])
 
 
+@app.command()
+def export(
+    version: Annotated[str, typer.Argument(help="Version: id, X.Y.Z or name:X.Y.Z.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) directory to write the model repository to.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a version as a Hugging Face model repository the stock miner can load (trust_remote_code)."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+    from roadwork.platform.export import export_version
+    from roadwork.platform.registry import checkout
+
+    settings = _settings()
+    with read_session(_engine(settings)) as session:
+        v = repo.get_version(session, version)
+    path = export_version(checkout(settings, v), v, settings, out_dir)
+    result = {"version": v.label, "path": str(path.resolve()), "files": sorted(p.name for p in path.iterdir())}
+    emit_json(result) if as_json else out.print(f"exported {v.label} to {result['path']}")
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="An exported model directory, or a version (id, X.Y.Z, name:X.Y.Z).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).")],
+    b64: Annotated[bool, typer.Option("--base64", help="The files hold base64 text, as validators send.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the calibrated roadwork probability of each image, one per line (what the miner would answer)."""
+    from roadwork.trainer.data import BadImageError
+    from roadwork.trainer.predict import Predictor
+
+    path = Path(model)
+    if path.is_dir():
+        predictor = Predictor.load(path)
+    else:
+        from roadwork.db import repo
+        from roadwork.db.engine import read_session
+        from roadwork.platform.registry import checkout
+
+        settings = _settings()
+        with read_session(_engine(settings)) as session:
+            predictor = Predictor.load(checkout(settings, repo.get_version(session, model)))
+    results, failed = [], 0
+    for image in images:
+        try:
+            score: float | None = predictor.predict_bytes(image.read_bytes(), is_base64=b64)
+        except (OSError, BadImageError) as exc:
+            err.print(f"[red]error:[/red] {image}: {exc}", highlight=False)
+            score, failed = None, failed + 1
+        results.append({"image": str(image), "score": score})
+        if not as_json and score is not None:
+            print(f"{score:.6f}")
+    if as_json:
+        emit_json(results)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def score(
+    predictions: Annotated[Path, typer.Argument(help="CSV with columns label,prediction in challenge order.")],
+    orderings: Annotated[int, typer.Option(help="Random challenge orderings for the expected-reward estimate.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the orderings.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a stream of answers exactly as a validator does (windows, cube, moving average)."""
+    from roadwork.platform.scoring import expected_reward, read_predictions_csv, summarize
+
+    labels, preds = read_predictions_csv(predictions)
+    result = summarize(labels, preds)
+    result["expected"] = expected_reward(labels, preds, n_orderings=orderings, seed=seed)
+    if as_json:
+        emit_json(result)
+        return
+    exp = result["expected"]["final_score"]
+    table(f"score of {predictions.name}", ["metric", "value"], [
+        ["challenges", result["n"]], ["final score (moving average)", f"{result['final_score']:.4f}"],
+        ["mean reward", f"{result['mean_reward']:.4f}"], ["mcc_100 at the end", f"{result['mcc_100']:.4f}"],
+        ["accuracy_10 at the end", f"{result['accuracy_10']:.4f}"], ["MCC overall", f"{result['mcc']:.4f}"],
+        ["accuracy overall", f"{result['accuracy']:.4f}"],
+        [f"expected final score ({orderings} orderings)", f"{exp['mean']:.4f} [{exp['ci_low']:.4f}, {exp['ci_high']:.4f}]"],
+    ])
+
+
 # --- scheduler, jobs --------------------------------------------------------------------------------------
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
+
+# Before transformers is imported anywhere: no network, and remote code of exported models is cached in a
+# throwaway folder instead of the developer's ~/.cache.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="roadwork-hf-modules-"))
 
 import pytest
 from sqlalchemy import Engine

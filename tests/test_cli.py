@@ -28,6 +28,16 @@ def as_json(done: subprocess.CompletedProcess):  # noqa: ANN201
     return json.loads(done.stdout)
 
 
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (224, 224), (230, 120, 20)).save(buf, format="JPEG", quality=75)
+    return buf.getvalue()
+
+
 def serving_version(home: Path) -> str:
     return json.loads((home / "publish" / "current" / "model_card.json").read_text())["version"]
 
@@ -54,6 +64,17 @@ def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
     assert serving_version(home) == "0.1.0"
     history = as_json(roadwork(home, "history", "--json"))
     assert [e["action"] for e in history["events"]] == ["rollback", "deploy", "deploy"]
+
+    # Export and predict: the published model and an explicit export score an image the same way.
+    exported = as_json(roadwork(home, "export", "0.1.0", "--out", str(tmp_path / "export"), "--json"))
+    assert "model_card.json" in exported["files"]
+    image = tmp_path / "road.jpg"
+    image.write_bytes(_jpeg())
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    a = roadwork(home, "predict", exported["path"], str(image))
+    b = roadwork(home, "predict", "0.1.0", str(image), str(tmp_path / "broken.jpg"), check=False)
+    assert b.returncode == 1 and "broken.jpg" in b.stderr
+    assert a.stdout.split() == b.stdout.split() and 0.0 <= float(a.stdout) <= 1.0
 
     # The scheduler applies a command written by another process.
     sched = subprocess.Popen([sys.executable, "-m", "roadwork.cli", "scheduler", "--max-seconds", "120"],

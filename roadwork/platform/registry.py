@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
+from PIL import Image
 from sqlalchemy import Engine
 
 from roadwork import __version__
@@ -24,6 +24,7 @@ from roadwork.platform import publish
 from roadwork.platform.artifacts import ArtifactStore
 from roadwork.platform.export import export_version
 from roadwork.trainer.checkpoint import load_checkpoint
+from roadwork.trainer.predict import Predictor
 
 
 class DeployError(RuntimeError):
@@ -105,14 +106,11 @@ def load_version(settings: Settings, version: repo.Version, device: str = "cpu")
 
 
 def smoke_predict(model_dir: Path) -> float:
-    """Load a published copy and score one grey image: must give a finite probability in [0, 1]."""
-    model, config = load_checkpoint(model_dir)
-    size = config.data.image_size
-    with torch.no_grad():
-        score = float(torch.sigmoid(model(torch.full((1, 3, size, size), 0.5)))[0])
-    if not 0.0 <= score <= 1.0:
-        raise DeployError(f"smoke prediction out of range: {score}")
-    return score
+    """Load a published copy as the miner would and score one grey 224 px image: must be a probability."""
+    score = Predictor.load(model_dir).predict([Image.new("RGB", (224, 224), (128, 128, 128))])[0]
+    if not 0.0 <= score <= 1.0:  # also false for NaN
+        raise DeployError(f"smoke prediction is not a probability: {score}")
+    return float(score)
 
 
 def _publish_everywhere(settings: Settings, version: repo.Version) -> tuple[list[publish.Published], float]:
