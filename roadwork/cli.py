@@ -194,26 +194,94 @@ def train(
 @app.command()
 def evaluate(
     version: Annotated[str, typer.Argument(help="Version: id, X.Y.Z or name:X.Y.Z.")],
+    replay: Annotated[int, typer.Option(help="Challenges in a validator-style replay (0: plain validation split).")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the replay.")] = 0,
+    flips: Annotated[bool, typer.Option(help="Let the replay flip images (validators configure flips; none fire today).")] = False,
     data: Annotated[Path | None, typer.Option(help="Dataset; default: the version's training data.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a version on the validation split and store overall and per-condition metrics."""
+    """Evaluate a version and store overall and per-condition metrics.
+
+    With --replay N: N challenges rendered exactly as validators build them (levels, distortions, JPEG 75) from
+    the validation split, no metadata; reports metrics before and after calibration, the threshold sweep,
+    the validator score of the stream and the expected reward over random orderings."""
+    from rich.progress import Progress
+
     from roadwork.db import repo
     from roadwork.db.engine import read_session
     from roadwork.platform.evaluation import evaluate_version
+    from roadwork.platform.replay_evaluation import evaluate_replay
 
     settings = _settings()
     engine = _engine(settings)
-    evaluation = evaluate_version(engine, settings, version, data_path=data)
+    if replay:
+        with Progress(disable=as_json, console=err) as bar:
+            task = bar.add_task("replay", total=replay)
+            evaluation = evaluate_replay(engine, settings, version, n=replay, seed=seed, flips=flips, data_path=data,
+                                         progress=lambda k: bar.update(task, completed=k))
+    else:
+        evaluation = evaluate_version(engine, settings, version, data_path=data)
     with read_session(engine) as session:
         cells = repo.condition_cells(session, evaluation.id)
     if as_json:
         emit_json({"evaluation": evaluation, "conditions": cells})
         return
-    out.print(f"evaluation {evaluation.id}: n={evaluation.n} MCC {evaluation.mcc:.3f} accuracy {evaluation.accuracy:.3f}")
+    m = evaluation.metrics
+    out.print(f"evaluation {evaluation.id} ({evaluation.dataset}): n={evaluation.n} MCC {evaluation.mcc:.3f} "
+              f"[{m['mcc_ci_low']:.3f}, {m['mcc_ci_high']:.3f}] accuracy {evaluation.accuracy:.3f}")
+    before = m.get("before_calibration")
+    if before:
+        out.print(f"  before calibration (cut 0.5 on raw scores): MCC {before['mcc']:.3f} accuracy {before['accuracy']:.3f}; "
+                  f"calibrated cut {m['calibration']['threshold']:.3f}")
+    if "sweep" in m:
+        exp = m["expected_reward"]["final_score"]
+        out.print(f"  best cut on this replay {m['sweep']['best_threshold']:.3f} (MCC {m['sweep']['best_mcc']:.3f}); "
+                  f"validator score of the stream {m['validator_score']['final_score']:.3f}; expected final score "
+                  f"{exp['mean']:.3f} [{exp['ci_low']:.3f}, {exp['ci_high']:.3f}]")
     table("per condition", ["condition", "value", "n", "MCC", "95% CI", "accuracy"],
           [[c.condition, c.value, c.n, f"{c.mcc:.3f}", f"{c.mcc_ci_low:.2f}..{c.mcc_ci_high:.2f}", f"{c.accuracy:.3f}"]
            for c in cells])
+
+
+challenge_app = typer.Typer(help="Challenges as validators build them.", no_args_is_help=True)
+app.add_typer(challenge_app, name="challenge")
+
+
+@challenge_app.command("render")
+def challenge_render(
+    image: Annotated[Path, typer.Argument(help="Source image (any size).")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the challenge JPEG (224 px, quality 75).")],
+    seed: Annotated[int | None, typer.Option(help="Draw the parameters from this seed.")] = None,
+    params: Annotated[str | None, typer.Option(help="Replay logged parameters (JSON object or @file).")] = None,
+    flips: Annotated[bool, typer.Option(help="Allow flips when drawing (validators never flip today).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render one challenge exactly as a validator would send it, and print its parameters."""
+    import numpy as np
+
+    from roadwork.platform.challenge import ChallengeParams, render_jpeg, sample_params
+    from roadwork.trainer.data import decode_image
+
+    if seed is not None and params is not None:
+        raise ValueError("give --seed or --params, not both")
+    source = decode_image(image.read_bytes())
+    if params is not None:
+        text = Path(params[1:]).read_text() if params.startswith("@") else params
+        try:
+            chosen = ChallengeParams.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--params is not valid JSON: {exc}") from exc
+    else:
+        rng = np.random.default_rng(seed if seed is not None else int.from_bytes(os.urandom(4), "little"))
+        chosen = sample_params(rng, *source.size, flips=flips)
+    data = render_jpeg(source, chosen)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_bytes(data)
+    result = {"image": str(image), "out": str(out_file), "seed": seed, "params": chosen.to_dict(), "bytes": len(data)}
+    if as_json:
+        emit_json(result)
+    else:
+        out.print(f"wrote {out_file} ({len(data)} bytes); parameters: {json.dumps(chosen.to_dict())}")
 
 
 def _print_deploy(result, as_json: bool, verb: str) -> None:  # noqa: ANN001

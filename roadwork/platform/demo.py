@@ -11,6 +11,7 @@ from roadwork.db import repo
 from roadwork.db.engine import current_revision, get_engine, migrate, read_session
 from roadwork.platform.evaluation import evaluate_version
 from roadwork.platform.publish import CURRENT
+from roadwork.platform.replay_evaluation import evaluate_replay
 from roadwork.platform.registry import deploy
 from roadwork.platform.training import train_and_register
 from roadwork.trainer.config import TrainConfig, load_config
@@ -21,6 +22,7 @@ def run_demo(
     settings: Settings,
     *,
     n: int = 600,
+    replay_n: int = 500,
     config_path: Path | None = None,
     show_progress: bool = True,
     log: Callable[[str], None] = print,
@@ -49,8 +51,11 @@ def run_demo(
     log(f"      registered {version.label}: val MCC {result.metrics['val_mcc']:.3f} in {result.seconds:.0f} s")
 
     evaluation = evaluate_version(engine, settings, version.id)
+    replay = evaluate_replay(engine, settings, version.id, n=replay_n, seed=0)
+    expected = replay.metrics["expected_reward"]["final_score"]
     log(f"[4/5] evaluated on {evaluation.n} validation images: MCC {evaluation.mcc:.3f}, "
-        f"accuracy {evaluation.accuracy:.3f}")
+        f"accuracy {evaluation.accuracy:.3f}; on a {replay.n}-challenge validator replay: MCC {replay.mcc:.3f}, "
+        f"expected validator score {expected['mean']:.3f}")
 
     deployed = deploy(engine, settings, version.id, actor="demo", reason="demo run")
     log(f"[5/5] deployed {version.label} as champion; serving from {settings.publish_dirs[0] / CURRENT}")
@@ -65,6 +70,8 @@ def run_demo(
         "val_mcc": result.metrics["val_mcc"],
         "evaluation_id": evaluation.id,
         "evaluation_mcc": evaluation.mcc,
+        "replay_evaluation_id": replay.id,
+        "replay_mcc": replay.mcc,
         "published": deployed.published,
         "serving": [str(p / CURRENT) for p in settings.publish_dirs],
         "versions_in_registry": n_versions,

@@ -15,33 +15,39 @@ from sqlalchemy import Engine
 from roadwork.config import Settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
-from roadwork.platform.registry import load_version
-from roadwork.trainer.data import Record, read_records, split_records
+from roadwork.platform.registry import checkout
+from roadwork.trainer.checkpoint import read_meta
+from roadwork.trainer.config import parse_config
+from roadwork.trainer.data import Record, decode_image, read_records, split_records
 from roadwork.trainer.metrics import binary_metrics, bootstrap_mcc_ci, threshold
-from roadwork.trainer.train import data_fingerprint, predict_probs, to_tensors
+from roadwork.trainer.predict import Predictor
+from roadwork.trainer.train import data_fingerprint
 
-# Record attribute -> condition name shown in reports.
-# (Real vs synthetic source is a condition of the challenge replay, where the source is known.)
-CONDITIONS = {"daytime": "daytime", "weather": "weather", "scene": "scene"}
 MISSING = "(missing)"
 
 
+def record_tags(record: Record) -> dict[str, str]:
+    """Condition tags of a validation row. (Real vs synthetic source is a replay condition, where it is known.)"""
+    return {"daytime": record.daytime or MISSING, "weather": record.weather or MISSING,
+            "scene": record.scene or MISSING}
+
+
 def condition_cells(
-    records: Sequence[Record], labels: np.ndarray, probs: np.ndarray, min_n: int = 1
+    tags: Sequence[dict[str, str]], labels: np.ndarray, answers: np.ndarray, min_n: int = 1
 ) -> list[repo.ConditionCell]:
-    """MCC and accuracy with a bootstrap CI for each value of each condition (missing values grouped)."""
-    preds = threshold(probs)
+    """MCC and accuracy with a bootstrap CI of the answers (cut at 0.5) for each value of each tag."""
+    preds = threshold(answers)
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, row in enumerate(tags):
+        for name, value in row.items():
+            groups[(name, value)].append(i)
     cells = []
-    for attr, name in CONDITIONS.items():
-        groups: dict[str, list[int]] = defaultdict(list)
-        for i, rec in enumerate(records):
-            groups[getattr(rec, attr) or MISSING].append(i)
-        for value, idx in sorted(groups.items()):
-            if len(idx) < min_n:
-                continue
-            m = binary_metrics(labels[idx], probs[idx])
-            low, high = bootstrap_mcc_ci(labels[idx], preds[idx])
-            cells.append(repo.ConditionCell(name, value[:64], m["n"], m["mcc"], m["accuracy"], low, high))
+    for (name, value), idx in sorted(groups.items()):
+        if len(idx) < min_n:
+            continue
+        m = binary_metrics(labels[idx], answers[idx])
+        low, high = bootstrap_mcc_ci(labels[idx], preds[idx])
+        cells.append(repo.ConditionCell(name, value[:64], m["n"], m["mcc"], m["accuracy"], low, high))
     return cells
 
 
@@ -66,19 +72,22 @@ def evaluate_version(
     """Run version `ref` on the validation split of `data_path` (default: its own training data); store it."""
     with read_session(engine) as session:
         version = repo.get_version(session, ref)
-    model, config = load_version(settings, version)
+    ckpt = checkout(settings, version)
+    predictor = Predictor.load(ckpt)
+    config = parse_config(read_meta(ckpt)["train_config"])
     path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
     records, report = read_records(path)
     _, val = split_records(records, config.data.val_fraction, config.data.split_seed)
     if not val:
         raise ValueError(f"{path}: no validation rows")
-    images, labels_t = to_tensors(val, config.data.image_size)
-    labels = labels_t.numpy().astype(np.int64)
-    probs = predict_probs(model, images)
-    overall = binary_metrics(labels, probs)
-    low, high = bootstrap_mcc_ci(labels, (probs > 0.5).astype(np.int64))
+    labels = np.array([r.label for r in val], dtype=np.int64)
+    raw = predictor.raw_probs([decode_image(r.image_bytes) for r in val])
+    answers = predictor.calibration.apply(raw)
+    overall = binary_metrics(labels, answers)
+    low, high = bootstrap_mcc_ci(labels, threshold(answers))
     metrics = {**overall, "mcc_ci_low": low, "mcc_ci_high": high, "skipped_rows": report.skipped,
-               "data_path": str(path)}
+               "data_path": str(path), "before_calibration": binary_metrics(labels, raw),
+               "calibration": predictor.calibration.to_dict()}
     with write_session(engine) as session:
         return repo.add_evaluation(
             session,
@@ -89,6 +98,6 @@ def evaluate_version(
             mcc=overall["mcc"],
             accuracy=overall["accuracy"],
             metrics=metrics,
-            conditions=condition_cells(val, labels, probs),
+            conditions=condition_cells([record_tags(r) for r in val], labels, answers),
             job_run_id=job_run_id,
         )

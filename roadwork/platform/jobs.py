@@ -17,9 +17,17 @@ from roadwork.db.engine import get_engine, read_session
 EVALUATE_CHAMPION = "evaluate_champion"
 
 
+REPLAY_CHALLENGES = 500
+
+
 def evaluate_champion() -> dict[str, Any]:
-    """Evaluate the current champion on its validation split and store the result."""
+    """Evaluate the current champion on its validation split and on a fresh validator-style replay.
+
+    The replay's seed is the day number, so each day sees new challenges and any run can be reproduced."""
+    import datetime as dt
+
     from roadwork.platform.evaluation import evaluate_version
+    from roadwork.platform.replay_evaluation import evaluate_replay
 
     settings = load_settings()
     engine = get_engine(settings.db_url)
@@ -28,10 +36,13 @@ def evaluate_champion() -> dict[str, Any]:
     if champion is None:
         return {"skipped": "no champion yet"}
     evaluation = evaluate_version(engine, settings, champion.id)
+    seed = dt.date.today().toordinal()
+    replay = evaluate_replay(engine, settings, champion.id, n=REPLAY_CHALLENGES, seed=seed)
     return {"version": champion.label, "evaluation_id": evaluation.id, "mcc": round(evaluation.mcc, 4),
-            "accuracy": round(evaluation.accuracy, 4), "n": evaluation.n}
+            "accuracy": round(evaluation.accuracy, 4), "n": evaluation.n,
+            "replay_evaluation_id": replay.id, "replay_mcc": round(replay.mcc, 4), "replay_seed": seed}
 
 
 JOBS: dict[str, tuple[str, str]] = {
-    EVALUATE_CHAMPION: (f"{__name__}:evaluate_champion", "Evaluate the champion on the validation split"),
+    EVALUATE_CHAMPION: (f"{__name__}:evaluate_champion", "Evaluate the champion (validation split and replay)"),
 }

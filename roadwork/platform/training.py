@@ -18,6 +18,24 @@ from roadwork.trainer.config import TrainConfig
 from roadwork.trainer.train import TrainResult, train
 
 
+CALIBRATION_REPLAY = 400  # challenges in the replay the calibration is fitted on
+
+
+def calibrate_checkpoint(checkpoint_dir: Path, config: TrainConfig, data_path: Path, n: int) -> dict:
+    """Fit the calibration on a replay of the validation split and write it into the checkpoint's JSON."""
+    from roadwork.platform.replay_evaluation import fit_replay_calibration
+    from roadwork.trainer.checkpoint import META, atomic_write_bytes, read_meta
+    from roadwork.trainer.data import read_records, split_records
+    from roadwork.trainer.predict import Predictor
+
+    records, _ = read_records(data_path)
+    _, val = split_records(records, config.data.val_fraction, config.data.split_seed)
+    calibration = fit_replay_calibration(Predictor.load(checkpoint_dir), val, n, seed=config.optim.seed + 1)
+    meta = read_meta(checkpoint_dir) | {"calibration": calibration}
+    atomic_write_bytes(Path(checkpoint_dir) / META, json.dumps(meta, indent=2, sort_keys=True).encode())
+    return calibration
+
+
 def train_and_register(
     engine: Engine,
     settings: Settings,
@@ -27,8 +45,12 @@ def train_and_register(
     actor: str = "cli",
     show_progress: bool = True,
     log: Callable[[str], None] = print,
+    calibration_replay: int = CALIBRATION_REPLAY,
 ) -> tuple[repo.Version, TrainResult]:
-    """Train, store the checkpoint by content, and add a candidate version whose parent is the champion."""
+    """Train, calibrate, store the checkpoint by content, and add a candidate version whose parent is the champion.
+
+    The calibration is fitted on a `calibration_replay`-challenge replay of the validation split (0: none), so
+    that the threshold that is best on what validators send lands on their fixed 0.5 cut."""
     path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
     # The config as run records the data it actually used.
     config = config.model_copy(update={"data": config.data.model_copy(update={"path": str(path.resolve())})})
@@ -37,9 +59,15 @@ def train_and_register(
     (run_dir / "settings.json").write_text(json.dumps(settings.public_dict(), indent=2))
     (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     result = train(config, path, run_dir / "checkpoint", show_progress=show_progress, log=log)
+    metrics_extra: dict = {}
+    if calibration_replay:
+        calibration = calibrate_checkpoint(result.checkpoint_dir, config, path, calibration_replay)
+        log(f"calibration: best cut {calibration['threshold']:.3f} on a {calibration_replay}-challenge replay "
+            "of the validation split, mapped onto 0.5")
+        metrics_extra["calibration_threshold"] = calibration["threshold"]
     with read_session(engine) as session:
         champion = repo.alias_holder(session)
-    metrics = result.metrics | {"n_train": result.n_train, "n_val": result.n_val,
+    metrics = result.metrics | metrics_extra | {"n_train": result.n_train, "n_val": result.n_val,
                                 "train_seconds": round(result.seconds, 2), "skipped_rows": result.read_report.skipped}
     version = register_version(
         engine,

@@ -108,7 +108,9 @@ def _pools(records: Sequence[Record], stats: ReplayStats) -> dict[int, dict[str,
     return pools
 
 
-def _draw(rng: np.random.Generator, pools: dict[int, dict[str, list[Record]]], stats: ReplayStats) -> tuple[Record, Image.Image]:
+def _draw(
+    rng: np.random.Generator, pools: dict[int, dict[str, list[Record]]], stats: ReplayStats
+) -> tuple[Record, Image.Image]:
     """Label, source, record; a record that fails to decode is dropped from its pool and the draw repeated."""
     label = int(rng.integers(0, 2))
     by_source = pools[label]
