@@ -197,6 +197,7 @@ def evaluate(
     replay: Annotated[int, typer.Option(help="Challenges in a validator-style replay (0: plain validation split).")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the replay.")] = 0,
     flips: Annotated[bool, typer.Option(help="Let the replay flip images (validators configure flips; none fire today).")] = False,
+    tta: Annotated[bool, typer.Option(help="With --replay: also measure each test-time augmentation against none.")] = False,
     data: Annotated[Path | None, typer.Option(help="Dataset; default: the version's training data.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -218,7 +219,9 @@ def evaluate(
         with Progress(disable=as_json, console=err) as bar:
             task = bar.add_task("replay", total=replay)
             evaluation = evaluate_replay(engine, settings, version, n=replay, seed=seed, flips=flips, data_path=data,
-                                         progress=lambda k: bar.update(task, completed=k))
+                                         tta=tta, progress=lambda k: bar.update(task, completed=k))
+    elif tta:
+        raise ValueError("--tta is measured on a replay: add --replay N")
     else:
         evaluation = evaluate_version(engine, settings, version, data_path=data)
     with read_session(engine) as session:
@@ -241,6 +244,11 @@ def evaluate(
     table("per condition", ["condition", "value", "n", "MCC", "95% CI", "accuracy"],
           [[c.condition, c.value, c.n, f"{c.mcc:.3f}", f"{c.mcc_ci_low:.2f}..{c.mcc_ci_high:.2f}", f"{c.accuracy:.3f}"]
            for c in cells])
+    if "tta" in m:
+        table(f"test-time augmentation (fitted on {m['tta']['fit_on']}, measured on {m['tta']['measured_on']} challenges)",
+              ["variant", "views", "MCC", "vs none", "ms/image"],
+              [[r["variant"], r["n_views"], f"{r['mcc']:.3f}", f"{r['mcc_delta_vs_none']:+.3f}", f"{r['ms_per_image']:.1f}"]
+               for r in m["tta"]["variants"]])
 
 
 challenge_app = typer.Typer(help="Challenges as validators build them.", no_args_is_help=True)

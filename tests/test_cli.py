@@ -83,7 +83,7 @@ def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
-        while "running on" not in (line := sched.stdout.readline()):
+        while "running on" not in sched.stdout.readline():
             assert time.monotonic() < deadline and sched.poll() is None, "scheduler did not start"
         busy = roadwork(home, "scheduler", "--max-seconds", "1", check=False)
         assert busy.returncode == 2 and "another scheduler owns this database" in busy.stderr

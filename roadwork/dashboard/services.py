@@ -8,6 +8,7 @@ Times come back as naive *local* wall-clock datetimes, ready to show (storage is
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
@@ -294,17 +295,8 @@ class RollbackChoices:
     default_id: int | None  # the previous holder, when it is an option
 
 
-@dataclass(frozen=True)
-class CommandRow:
-    id: int
-    kind: str
-    payload: dict[str, Any]
-    requested_by: str
-    reason: str
-    status: str
-    outcome: str | None
-    created_at: dt.datetime  # local
-    applied_at: dt.datetime | None
+# A scheduler command with its times in local time (a `repo.Command` with `created_at`/`applied_at` shifted).
+CommandRow = repo.Command
 
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
@@ -358,17 +350,8 @@ def _commands(url: str, limit: int) -> list[CommandRow]:
     with read_session(_engine_for(url)) as session:
         commands = repo.list_commands(session, limit=limit)
     return [
-        CommandRow(
-            id=c.id,
-            kind=c.kind,
-            payload=dict(c.payload or {}),
-            requested_by=c.requested_by,
-            reason=c.reason,
-            status=c.status,
-            outcome=c.outcome,
-            created_at=local(c.created_at),
-            applied_at=local(c.applied_at),
-        )
+        dataclasses.replace(c, payload=dict(c.payload or {}), created_at=local(c.created_at),
+                            applied_at=local(c.applied_at))
         for c in commands
     ]
 

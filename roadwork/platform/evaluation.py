@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,8 @@ from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
 from roadwork.platform.registry import checkout
 from roadwork.trainer.checkpoint import read_meta
-from roadwork.trainer.config import parse_config
-from roadwork.trainer.data import Record, decode_image, read_records, split_records
+from roadwork.trainer.config import TrainConfig, parse_config
+from roadwork.trainer.data import ReadReport, Record, decode_image, read_records, split_records
 from roadwork.trainer.metrics import binary_metrics, bootstrap_mcc_ci, threshold
 from roadwork.trainer.predict import Predictor
 from roadwork.trainer.train import data_fingerprint
@@ -61,6 +62,25 @@ def resolve_data_path(settings: Settings, configured: str | None) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class DataSplits:
+    path: Path
+    train: list[Record]
+    val: list[Record]
+    fingerprint: str
+    report: ReadReport
+
+
+def data_splits(settings: Settings, config: TrainConfig, data_path: Path | None) -> DataSplits:
+    """The dataset a version was trained on (or `data_path`), split as its config splits it."""
+    path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
+    records, report = read_records(path)
+    train, val = split_records(records, config.data.val_fraction, config.data.split_seed)
+    if not val:
+        raise ValueError(f"{path}: no validation rows")
+    return DataSplits(path, train, val, data_fingerprint(records), report)
+
+
 def evaluate_version(
     engine: Engine,
     settings: Settings,
@@ -75,11 +95,8 @@ def evaluate_version(
     ckpt = checkout(settings, version)
     predictor = Predictor.load(ckpt)
     config = parse_config(read_meta(ckpt)["train_config"])
-    path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
-    records, report = read_records(path)
-    _, val = split_records(records, config.data.val_fraction, config.data.split_seed)
-    if not val:
-        raise ValueError(f"{path}: no validation rows")
+    data = data_splits(settings, config, data_path)
+    path, val, fingerprint, report = data.path, data.val, data.fingerprint, data.report
     labels = np.array([r.label for r in val], dtype=np.int64)
     raw = predictor.raw_probs([decode_image(r.image_bytes) for r in val])
     answers = predictor.calibration.apply(raw)
@@ -92,7 +109,7 @@ def evaluate_version(
         return repo.add_evaluation(
             session,
             version_id=version.id,
-            dataset=f"validation:{data_fingerprint(records)[:12]}",
+            dataset=f"validation:{fingerprint[:12]}",
             kind="validation",
             n=overall["n"],
             mcc=overall["mcc"],

@@ -22,16 +22,16 @@ from roadwork.config import Settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
 from roadwork.platform.challenge import Challenge, ReplayStats, build_replay, decode_jpeg
-from roadwork.platform.evaluation import condition_cells, resolve_data_path
+from roadwork.platform.evaluation import condition_cells, data_splits
 from roadwork.platform.registry import checkout, store
 from roadwork.platform.scoring import expected_reward, summarize
 from roadwork.trainer.calibration import fit_calibration
 from roadwork.trainer.checkpoint import read_meta
-from roadwork.trainer.config import TrainConfig, parse_config
-from roadwork.trainer.data import Record, read_records, split_records
+from roadwork.trainer.config import parse_config
+from roadwork.trainer.data import Record, decode_image
 from roadwork.trainer.metrics import binary_metrics, bootstrap_mcc_ci, roc_auc, threshold, threshold_sweep
-from roadwork.trainer.predict import Predictor
-from roadwork.trainer.train import data_fingerprint
+from roadwork.trainer.predict import Predictor, to_pixels
+from roadwork.trainer.tta import DEFAULT_VARIANTS, compare_variants
 
 BATCH = 64
 CURVE_POINTS = 101  # the sweep is stored downsampled for charts; the best threshold is exact
@@ -117,16 +117,6 @@ def replay_metrics(run: ReplayRun, predictor: Predictor, seed: int) -> dict[str,
     }
 
 
-def validation_records(settings: Settings, config: TrainConfig, data_path: Path | None) -> tuple[Path, list[Record], str]:
-    """(data path, the validation split of it, the data fingerprint)."""
-    path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
-    records, _ = read_records(path)
-    _, val = split_records(records, config.data.val_fraction, config.data.split_seed)
-    if not val:
-        raise ValueError(f"{path}: no validation rows to build a replay from")
-    return path, val, data_fingerprint(records)
-
-
 def evaluate_replay(
     engine: Engine,
     settings: Settings,
@@ -136,10 +126,13 @@ def evaluate_replay(
     seed: int,
     data_path: Path | None = None,
     flips: bool = False,
+    tta: bool = False,
     progress: Callable[[int], None] | None = None,
     job_run_id: int | None = None,
 ) -> repo.Evaluation:
-    """Run version `ref` over an `n`-challenge replay (seed `seed`) of its validation data and store it."""
+    """Run version `ref` over an `n`-challenge replay (seed `seed`) of its validation data and store it.
+
+    With `tta`, every test-time-augmentation variant is also measured on the replay against no TTA."""
     if n < 2:
         raise ValueError(f"a replay needs at least 2 challenges, got {n}")
     with read_session(engine) as session:
@@ -147,9 +140,12 @@ def evaluate_replay(
     ckpt = checkout(settings, version)
     predictor = Predictor.load(ckpt)
     config = parse_config(read_meta(ckpt)["train_config"])
-    path, val, fingerprint = validation_records(settings, config, data_path)
-    run = run_replay(predictor, val, n, seed, flips=flips, progress=progress)
+    data = data_splits(settings, config, data_path)
+    path, val, fingerprint = data.path, data.val, data.fingerprint
+    run = run_replay(predictor, val, n, seed, flips=flips, progress=progress, keep_images=tta)
     metrics = replay_metrics(run, predictor, seed)
+    if tta:
+        metrics["tta"] = measure_tta(predictor, run, data.train)
     log_sha = store(settings).put_bytes("\n".join(json.dumps(e, sort_keys=True) for e in run.log).encode())
     metrics["replay"] = {
         "n": n, "seed": seed, "flips": flips, "data_path": str(path), "validation_rows": len(val),
@@ -170,6 +166,19 @@ def evaluate_replay(
             conditions=condition_cells(run.tags, run.labels, answers),
             job_run_id=job_run_id,
         )
+
+
+def measure_tta(predictor: Predictor, run: ReplayRun, train: Sequence[Record], max_train: int = 256) -> dict:
+    """Each TTA variant against the plain model on the same replay. Learned view weights are fitted on the
+    first half of the challenges and every variant is measured on the second half; FOODS statistics come from
+    (up to `max_train`) training images. MCC at the raw 0.5 cut; latency in ms per image."""
+    size = predictor.image_size
+    pixels = to_pixels(run.pixels, size)
+    half = len(run.labels) // 2
+    train_pixels = to_pixels([decode_image(r.image_bytes) for r in train[:max_train]], size)
+    rows = compare_variants(predictor.model, pixels[:half], run.labels[:half], pixels[half:], run.labels[half:],
+                            train_pixels, DEFAULT_VARIANTS)
+    return {"fit_on": half, "measured_on": len(run.labels) - half, "variants": rows}
 
 
 def fit_replay_calibration(predictor: Predictor, val: Sequence[Record], n: int, seed: int) -> dict[str, Any]:

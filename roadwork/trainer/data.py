@@ -305,10 +305,10 @@ def _rows(file: Path, image_col: str) -> Iterable[dict[str, Any]]:
     for batch in pf.iter_batches(batch_size=BATCH_SIZE):
         cols = _first_columns(_flatten(pa.Table.from_batches([batch])))
         wanted: dict[str, list[Any]] = {"image": cols[image_col].to_pylist(), "label": cols["label"].to_pylist()}
-        for field, candidates in _FIELDS.items():
+        for name, candidates in _FIELDS.items():
             for c in candidates:
                 if c in cols:
-                    wanted[field] = cols[c].to_pylist()
+                    wanted[name] = cols[c].to_pylist()
                     break
         n = batch.num_rows
         for i in range(n):

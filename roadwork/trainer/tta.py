@@ -373,7 +373,8 @@ def compare_variants(
         stats = weights = None
         if config.foods:
             if train_features is None:
-                train_features = TTAPredictor(model, NONE, batch_size=batch_size).view_outputs(pixels_train_for_stats)[1]
+                plain = TTAPredictor(model, NONE, batch_size=batch_size)
+                train_features = plain.view_outputs(pixels_train_for_stats)[1]  # (N, 1, D)
             stats = FeatureStats.fit(train_features[:, 0], config.foods_quantile)
         if config.fusion == "learned":
             probe = TTAPredictor(model, replace(config, fusion="mean"), stats=stats, batch_size=batch_size)

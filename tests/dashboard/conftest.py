@@ -17,7 +17,7 @@ import streamlit as st
 from roadwork.clock import utcnow
 from roadwork.config import load_settings
 from roadwork.db import repo
-from roadwork.db.engine import dispose_engines, make_engine, migrate, read_session, write_session
+from roadwork.db.engine import dispose_engines, make_engine, read_session, write_session
 
 DB_NAME = "roadwork.db"  # the default `<home>/roadwork.db` of `Settings.db_url`
 

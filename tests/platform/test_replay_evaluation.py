@@ -82,3 +82,17 @@ def test_replay_is_deterministic_for_a_seed(engine, settings, calibrated_version
     assert a.mcc == b.mcc
     with pytest.raises(ValueError, match="at least 2"):
         evaluate_replay(engine, settings, version.id, n=1, seed=0, data_path=synth_data)
+
+
+def test_tta_variants_are_measured_on_the_replay(engine, settings, calibrated_version, synth_data) -> None:
+    version, _ = calibrated_version
+    evaluation = evaluate_replay(engine, settings, version.id, n=40, seed=1, data_path=synth_data, tta=True)
+    tta = evaluation.metrics["tta"]
+    assert tta["fit_on"] == 20 and tta["measured_on"] == 20
+    rows = {r["variant"]: r for r in tta["variants"]}
+    assert list(rows)[0] == "none" and rows["none"]["mcc_delta_vs_none"] == 0 and rows["none"]["n_views"] == 1
+    assert {"flips", "multiscale", "grid", "all_learned", "all_foods"} <= set(rows)
+    assert all(r["ms_per_image"] > 0 for r in rows.values())
+    assert rows["all_mean"]["n_views"] > rows["multiscale"]["n_views"]
+    for r in rows.values():
+        assert r["mcc_delta_vs_none"] == pytest.approx(r["mcc"] - rows["none"]["mcc"])

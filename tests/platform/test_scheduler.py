@@ -100,8 +100,9 @@ def test_run_now_command_runs_the_evaluation_and_records_it(engine, settings, se
     assert run.trigger == "command" and run.duration_s is not None
     with read_session(engine) as s:
         assert repo.get_command(s, command_id).status == "applied"
-        evaluation = repo.evaluations_of(s, v.id)[0]
-    assert run.result["evaluation_id"] == evaluation.id and run.result["version"] == v.label
+        kinds = {e.id: e.kind for e in repo.evaluations_of(s, v.id)}
+    assert run.result["version"] == v.label
+    assert kinds == {run.result["evaluation_id"]: "validation", run.result["replay_evaluation_id"]: "replay"}
 
 
 def test_pause_survives_a_restart_and_resume_reschedules(engine, fast, service) -> None:

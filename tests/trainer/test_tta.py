@@ -296,7 +296,8 @@ def test_compare_variants_reports_every_variant_against_none(model: RoadworkClas
 
 def test_compare_variants_always_measures_the_baseline(model: RoadworkClassifier) -> None:
     labels = np.tile([0, 1], 4)
-    rows = compare_variants(model, images(8), labels, images(8, seed=1), labels, None, {"flips": DEFAULT_VARIANTS["flips"]})
+    only_flips = {"flips": DEFAULT_VARIANTS["flips"]}
+    rows = compare_variants(model, images(8), labels, images(8, seed=1), labels, None, only_flips)
     assert [r["variant"] for r in rows] == ["none", "flips"]
     with pytest.raises(ValueError, match="baseline"):
         compare_variants(model, images(8), labels, images(8), labels, None, {"none": TTAConfig()})
