@@ -20,6 +20,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 SECRET_FIELDS = ("hf_token", "leaderboard_api_key")
 ENV_PREFIX = "ROADWORK_"
+DEFAULT_CRONS = {
+    "evaluate_champion": "17 * * * *",
+    "train": "0 3 * * 1",
+    "mine": "0 2 * * *",
+    "leaderboard": "*/15 * * * *",
+    "model_age": "0 6 * * *",
+}
+DEFAULT_TIMEOUTS_S = {"train": 6 * 3600.0, "evaluate": 3600.0, "mine": 3600.0, "pseudo_label": 6 * 3600.0}
 
 
 class SettingsError(ValueError):
@@ -39,17 +47,78 @@ class SchedulerSettings(_Section):
     misfire_grace_time_s: int = Field(
         900, gt=0, description="A run that starts later than this after its fire time is recorded as missed."
     )
-    evaluate_cron: str = Field(
-        "17 * * * *", description="Cron (UTC) of the recurring evaluation of the champion on the validation split."
+    crons: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_CRONS),
+        description="Cron (UTC) of each built-in job, by job id; a job missing here keeps its default schedule. "
+        "Applied when a job is first registered; later changes go through `roadwork jobs schedule`.",
+    )
+    timeouts_s: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TIMEOUTS_S),
+        description="Wall-clock limit of each subprocess job, by job id; a job still running then is killed "
+        "and recorded as failed.",
     )
 
-    @field_validator("evaluate_cron")
+    @field_validator("crons")
     @classmethod
-    def _valid_cron(cls, value: str) -> str:
+    def _valid_crons(cls, value: dict[str, str]) -> dict[str, str]:
         from apscheduler.triggers.cron import CronTrigger
 
-        CronTrigger.from_crontab(value)  # raises ValueError with the reason
-        return value
+        for job, expr in value.items():
+            try:
+                CronTrigger.from_crontab(expr)
+            except ValueError as exc:
+                raise ValueError(f"{job}: invalid cron {expr!r}: {exc}") from exc
+        return {**DEFAULT_CRONS, **value}
+
+    @field_validator("timeouts_s")
+    @classmethod
+    def _positive_timeouts(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [job for job, t in value.items() if t <= 0]
+        if bad:
+            raise ValueError(f"timeouts must be positive: {', '.join(bad)}")
+        return {**DEFAULT_TIMEOUTS_S, **value}
+
+
+class GateSettings(_Section):
+    policy: Literal["auto", "manual"] = Field(
+        "manual", description="auto: a candidate that passes the gate is deployed at once; manual: it waits for an operator."
+    )
+    min_mcc_gain: float = Field(0.01, description="The candidate's replay MCC must beat the champion's by this much.")
+    min_reward_gain: float = Field(
+        0.0, description="The candidate's expected validator score must beat the champion's by this much."
+    )
+    min_cell_n: int = Field(30, ge=1, description="Condition cells with fewer challenges than this are not judged.")
+    cell_tolerance: float = Field(
+        0.05, ge=0, description="No judged condition cell's MCC may drop by more than this versus the champion."
+    )
+    must_beat_all: bool = Field(
+        False, description="Also require beating every earlier champion (the announced, unenforced competition rule)."
+    )
+    replay_challenges: int = Field(1000, ge=10, description="Challenges in the replay candidate and champion share.")
+
+
+class MiningSettings(_Section):
+    pool: str | None = Field(
+        None, description="Dataset or folder of images to mine; empty: the champion's training data."
+    )
+    confident_mistakes: int = Field(100, ge=0, description="How many of the most confident mistakes to keep.")
+    uncertain: int = Field(100, ge=0, description="How many of the least confident answers to keep.")
+    oversample: int = Field(3, ge=1, description="How many times the next training run sees each hard negative.")
+
+
+class ModelAgeSettings(_Section):
+    full_reward_days: int = Field(45, ge=1, description="Days after a submission with full reward (announced rule).")
+    zero_reward_days: int = Field(90, ge=1, description="Day by which the reward has decayed to zero.")
+    retrain_days_before: int = Field(
+        7, ge=0, description="Schedule a training run this many days before the decay starts."
+    )
+
+
+class EventsSettings(_Section):
+    webhook_url: str | None = Field(
+        None, description="URL that receives every event as Slack-compatible JSON ({\"text\": ...}). Empty: none."
+    )
+    timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook call.")
 
 
 class PublishSettings(_Section):
@@ -62,21 +131,31 @@ class PublishSettings(_Section):
         None, description="Shell command run after a publish, e.g. restarting the miner. Empty: none."
     )
     hf_repo: str | None = Field(
-        None,
-        description="Hugging Face Hub repository to publish to (owner/name). Empty: none. "
-        "(Declared for the Hub target; deploys publish to local_dirs only so far.)",
+        None, description="Hugging Face Hub repository to publish to (owner/name), one commit per version. Empty: none."
     )
+    hf_endpoint: str | None = Field(None, description="Hub endpoint URL; empty: the public Hugging Face Hub.")
+    hf_private: bool = Field(True, description="Create the Hub repository as private if it does not exist.")
 
 
 class LeaderboardSettings(_Section):
     source: Literal["none", "taostats", "btcli", "json"] = Field(
-        "none",
-        description="Where standings come from: none, the Taostats API, btcli JSON, or a JSON URL. "
-        "(Declared for the leaderboard job, which is not scheduled yet.)",
+        "none", description="Where standings come from: none, the Taostats API, btcli JSON, or a JSON URL."
     )
     url: str | None = Field(None, description="Base URL of the API, a JSON URL, or a btcli JSON file path.")
+    command: str | None = Field(
+        None, description="For source btcli: a command that prints the metagraph JSON (instead of a file in url)."
+    )
+    field_map: dict[str, str] = Field(
+        default_factory=dict, description="For source json: our field name -> the dotted path in each row."
+    )
+    timeout_s: float = Field(10.0, gt=0, description="Timeout of one request.")
+    retries: int = Field(3, ge=0, description="Retries of a failed request, with exponential backoff.")
+    calls_per_minute: float = Field(5.0, gt=0, description="Rate limit of the API (the Taostats free tier allows 5).")
+    rank_drop_alert: int = Field(5, ge=1, description="Alert when our rank worsens by at least this many places.")
+    deregistration_percentile: float = Field(
+        0.1, ge=0, le=1, description="Alert when our incentive is in this bottom share of miners."
+    )
     netuid: int = Field(72, ge=0, description="Subnet id (72 on mainnet, 323 on testnet).")
-    poll_minutes: int = Field(15, gt=0, description="How often standings are polled.")
 
 
 class Settings(BaseSettings):
@@ -109,6 +188,10 @@ class Settings(BaseSettings):
     leaderboard: LeaderboardSettings = Field(
         default_factory=LeaderboardSettings, description="Where standings come from."
     )
+    gate: GateSettings = Field(default_factory=GateSettings, description="When a candidate replaces the champion.")
+    mining: MiningSettings = Field(default_factory=MiningSettings, description="Hard-negative mining.")
+    model_age: ModelAgeSettings = Field(default_factory=ModelAgeSettings, description="Reward-decay countdown.")
+    events: EventsSettings = Field(default_factory=EventsSettings, description="Where events are sent.")
     hf_token: SecretStr | None = Field(
         None, description="Hugging Face token (env ROADWORK_HF_TOKEN or HF_TOKEN only; never in the file)."
     )

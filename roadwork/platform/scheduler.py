@@ -99,8 +99,9 @@ class SchedulerService:
         self.scheduler.start(paused=True)
         self.jobstore.get_all_jobs()  # restores every row now, so broken ones are parked and reported below
         for job_id, (func, name) in JOBS.items():
+            # Registered once: a schedule changed by a command (pause, reschedule) survives restarts.
             if self.scheduler.get_job(job_id) is None and job_id not in self.jobstore.parked:
-                trigger = cron_trigger(opts.evaluate_cron)
+                trigger = cron_trigger(opts.crons[job_id])
                 self.scheduler.add_job(func, trigger, id=job_id, name=name, replace_existing=True)
         for job_id, why in self.jobstore.parked.items():
             with write_session(self.engine) as session:
