@@ -539,9 +539,44 @@ def jobs_list(as_json: JsonOpt = False) -> None:
 
 
 @jobs_app.command("run")
-def jobs_run(job_id: str, wait: WaitOpt = 0.0, as_json: JsonOpt = False) -> None:
-    """Ask the scheduler to run a job now."""
-    _print_command(_submit("run_now", {"job_id": job_id}, wait=wait), as_json)
+def jobs_run(
+    job_id: str,
+    kwargs: Annotated[str | None, typer.Option(help='Arguments as JSON, e.g. \'{"config": "configs/tiny.yaml"}\'.')] = None,
+    wait: WaitOpt = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the scheduler to run a job now (also on-demand jobs: pseudo_label, ab_test)."""
+    payload: dict[str, Any] = {"job_id": job_id}
+    if kwargs:
+        try:
+            payload["kwargs"] = json.loads(kwargs)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--kwargs is not valid JSON: {exc}") from exc
+    _print_command(_submit("run_now", payload, wait=wait), as_json)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, wait: WaitOpt = 0.0, as_json: JsonOpt = False) -> None:
+    """Kill a running subprocess job (recorded as failed: cancelled)."""
+    _print_command(_submit("cancel", {"job_id": job_id}, wait=wait), as_json)
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    run_id: Annotated[int | None, typer.Argument(help="Job run id (default: the newest run with a log).")] = None,
+    tail: Annotated[int, typer.Option(help="Lines from the end (0: all).")] = 0,
+) -> None:
+    """Print the log of a job run."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+
+    with read_session(_engine(_settings())) as session:
+        runs = [r for r in repo.list_job_runs(session, limit=500) if run_id is None or r.id == run_id]
+    run = next((r for r in runs if r.log_path), None)
+    if run is None:
+        raise ValueError(f"no job run {run_id} with a log" if run_id else "no job run has a log yet")
+    lines = Path(run.log_path).read_text().splitlines()
+    print("\n".join(lines[-tail:] if tail else lines))
 
 
 @jobs_app.command("pause")
@@ -591,6 +626,91 @@ def jobs_history(
           [[r.id, r.job_id, r.status, r.trigger, local(r.scheduled_at),
             f"{r.duration_s:.1f} s" if r.duration_s is not None else "",
             (r.error or "").splitlines()[0] if r.error else json.dumps(r.result or {})[:80]] for r in runs])
+
+
+@app.command()
+def candidates(as_json: JsonOpt = False) -> None:
+    """Candidates that passed the gate and wait for an operator (gate.policy manual)."""
+    from roadwork.db.engine import read_session
+    from roadwork.platform.gate import latest_gate_event, pending_candidates
+
+    with read_session(_engine(_settings())) as session:
+        items = [(v, latest_gate_event(session, v.id)) for v in pending_candidates(session)]
+    if as_json:
+        emit_json([{"version": v, "gate": e} for v, e in items])
+        return
+    table("waiting for approval", ["version", "gated", "reasons"],
+          [[v.label, local(e.created_at), e.reason[:120]] for v, e in items])
+
+
+@app.command()
+def approve(
+    version: Annotated[str, typer.Argument(help="A candidate that passed the gate.")],
+    reason: Annotated[str, typer.Option(help="Why (stored with the deploy).")] = "approved",
+    wait: WaitOpt = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the scheduler to deploy a gated candidate."""
+    _print_command(_submit("approve", {"version": version}, reason=reason, wait=wait), as_json)
+
+
+@app.command()
+def reject(
+    version: Annotated[str, typer.Argument(help="A candidate that passed the gate.")],
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    wait: WaitOpt = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the scheduler to reject a gated candidate."""
+    if not reason.strip():
+        raise ValueError("a rejection needs a reason (--reason)")
+    _print_command(_submit("reject", {"version": version}, reason=reason, wait=wait), as_json)
+
+
+ab_app = typer.Typer(help="A/B tests: two versions on the same replay stream.", no_args_is_help=True)
+app.add_typer(ab_app, name="ab")
+
+
+@ab_app.command("create")
+def ab_create(
+    a: Annotated[str, typer.Argument(help="Version A (e.g. the champion).")],
+    b: Annotated[str, typer.Argument(help="Version B (the challenger).")],
+    n: Annotated[int, typer.Option("--n", min=2, help="Challenges in the shared replay.")] = 1000,
+    wait: WaitOpt = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the scheduler to create and run an A/B test."""
+    _print_command(_submit("create_ab_test", {"a": a, "b": b, "sample_size": n}, wait=wait), as_json)
+
+
+@ab_app.command("list")
+def ab_list(as_json: JsonOpt = False) -> None:
+    """A/B tests with their latest verdict."""
+    from roadwork.db.engine import read_session
+    from roadwork.platform.ab import latest_results, list_ab_tests
+
+    with read_session(_engine(_settings())) as session:
+        tests = list_ab_tests(session)
+        results = {t.id: latest_results(session, t.id) for t in tests}
+    if as_json:
+        emit_json([{"test": t, "result": results[t.id]} for t in tests])
+        return
+    table("A/B tests", ["id", "A", "B", "n", "status", "verdict"],
+          [[t.id, t.version_a_id, t.version_b_id, t.sample_size, t.status,
+            results[t.id].verdict if results[t.id] else ""] for t in tests])
+
+
+@app.command()
+def mine(
+    pool: Annotated[Path | None, typer.Option(help="Dataset or image folder (default: mining.pool or the training data).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Mine hard negatives with the champion now (the scheduler's `mine` job does this on its cron)."""
+    from roadwork.platform.mining import mine_hard_negatives
+
+    settings = _settings()
+    found = mine_hard_negatives(_engine(settings), settings, pool=pool, actor=ACTOR)
+    emit_json(found) if as_json else out.print(f"hard-negative set: {jsonable(found)}")
 
 
 # --- dashboard, demo -------------------------------------------------------------------------------------

@@ -491,3 +491,17 @@ def add_audit(
 def list_audit(session: Session, limit: int = 50) -> list[AuditEvent]:
     query = select(m.AuditEvent).order_by(m.AuditEvent.id.desc()).limit(limit)
     return [_entity(AuditEvent, r) for r in session.scalars(query)]
+
+
+def audit_events_between(
+    session: Session, after_id: int, upto_id: int, actions: frozenset[str] | None = None
+) -> list[AuditEvent]:
+    """Audit events with after_id < id <= upto_id (optionally of some actions), oldest first."""
+    query = select(m.AuditEvent).where(m.AuditEvent.id > after_id, m.AuditEvent.id <= upto_id)
+    if actions is not None:
+        query = query.where(m.AuditEvent.action.in_(actions))
+    return [_entity(AuditEvent, r) for r in session.scalars(query.order_by(m.AuditEvent.id))]
+
+
+def newest_audit_id(session: Session) -> int:
+    return session.scalar(select(func.coalesce(func.max(m.AuditEvent.id), 0)))

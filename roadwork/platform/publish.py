@@ -29,6 +29,12 @@ class Published:
     target: Path
     release: Path
     previous: Path | None  # the release `current` pointed at before, for undo
+    remote: bool = False  # a Hub commit: recorded, never undone
+    uri: str | None = None  # where a remote release lives, e.g. hf://owner/name@commit
+
+    @property
+    def location(self) -> str:
+        return self.uri or str(self.release)
 
 
 def serving(target: Path) -> Path | None:
@@ -87,6 +93,8 @@ def publish_local(src: Path, target: Path, name: str) -> Published:
 
 def undo(published: Published) -> None:
     """Point `current` back where it was before `published` (or remove it if nothing was served)."""
+    if published.remote:
+        return
     if published.previous is not None:
         switch_current(published.target, published.previous)
     else:

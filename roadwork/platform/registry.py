@@ -23,6 +23,7 @@ from roadwork.db.engine import read_session, write_session
 from roadwork.platform import publish
 from roadwork.platform.artifacts import ArtifactStore
 from roadwork.platform.export import export_version
+from roadwork.platform.hub import publish_to_hub
 from roadwork.trainer.checkpoint import load_checkpoint
 from roadwork.trainer.predict import Predictor
 
@@ -128,11 +129,21 @@ def _publish_everywhere(settings: Settings, version: repo.Version) -> tuple[list
         for item in done:
             publish.run_reload_hook(settings.publish.reload_command, item.target / publish.CURRENT)
         score = smoke_predict(done[0].target / publish.CURRENT)
+        if settings.publish.hf_repo:  # last: a Hub commit cannot be taken back, a link switch can
+            hub_commit = publish_to_hub(export_dir, repo_id=settings.publish.hf_repo, token=settings.token(),
+                                        version=version.version, endpoint=settings.publish.hf_endpoint,
+                                        private=settings.publish.hf_private, api=hub_api())
+            uri = f"hf://{settings.publish.hf_repo}@{hub_commit}"
+            done.append(publish.Published(target=export_dir, release=export_dir, previous=None, remote=True, uri=uri))
     except BaseException:
         for item in reversed(done):
             publish.undo(item)
         raise
     return done, score
+
+
+def hub_api():  # noqa: ANN201 - a seam for tests, which record the commit operations instead of sending them
+    return None
 
 
 def _move(
@@ -156,7 +167,7 @@ def _move(
                 details={"error": str(exc)},
             )
         raise DeployError(f"{action} of {version.label} failed, champion unchanged: {exc}") from exc
-    published = [str(p.release) for p in done]
+    published = [p.location for p in done]
     try:
         with write_session(engine) as session:
             event = repo.move_alias(

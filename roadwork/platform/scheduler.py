@@ -35,6 +35,7 @@ from roadwork.clock import utcnow
 from roadwork.config import Settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
+from roadwork.platform.events import EventForwarder
 from roadwork.platform.jobs import JOBS
 from roadwork.platform.jobstore import JsonJobStore
 
@@ -98,11 +99,12 @@ class SchedulerService:
         self.scheduler.add_listener(self._on_finished, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
         self.scheduler.start(paused=True)
         self.jobstore.get_all_jobs()  # restores every row now, so broken ones are parked and reported below
-        for job_id, (func, name) in JOBS.items():
+        for job_id, spec in JOBS.items():
             # Registered once: a schedule changed by a command (pause, reschedule) survives restarts.
-            if self.scheduler.get_job(job_id) is None and job_id not in self.jobstore.parked:
+            if spec.scheduled and self.scheduler.get_job(job_id) is None and job_id not in self.jobstore.parked:
                 trigger = cron_trigger(opts.crons[job_id])
-                self.scheduler.add_job(func, trigger, id=job_id, name=name, replace_existing=True)
+                self.scheduler.add_job(spec.func, trigger, id=job_id, name=spec.description, replace_existing=True)
+        self.events = EventForwarder(self.engine, self.settings.events.webhook_url, self.settings.events.timeout_s)
         for job_id, why in self.jobstore.parked.items():
             with write_session(self.engine) as session:
                 repo.add_audit(session, actor="scheduler", action="job_parked", target=job_id, reason=why)
@@ -128,6 +130,7 @@ class SchedulerService:
                     break
                 last_beat = utcnow()
             self.apply_pending_commands()
+            self.events.forward()
             if deadline is not None and utcnow() >= deadline:
                 break
             self._stop.wait(opts.command_poll_s)
@@ -192,11 +195,12 @@ class SchedulerService:
                                              trigger=trigger).id
             if event.exception is not None:
                 error = "".join(traceback.format_exception_only(type(event.exception), event.exception)).strip()
-                repo.finish_job_run(session, run_id, status="failed", error=error + "\n" + (event.traceback or ""))
+                repo.finish_job_run(session, run_id, status="failed", error=error + "\n" + (event.traceback or ""),
+                                    log_path=getattr(event.exception, "log_path", None))
                 repo.add_audit(session, actor="scheduler", action="job_failed", target=job_id, reason=error)
             else:
                 result = event.retval if isinstance(event.retval, dict) else {"value": repr(event.retval)}
-                repo.finish_job_run(session, run_id, status="succeeded", result=result)
+                repo.finish_job_run(session, run_id, status="succeeded", result=result, log_path=result.get("log_path"))
 
     # --- commands ----------------------------------------------------------------------------------------------
     def apply_pending_commands(self) -> int:
@@ -228,15 +232,26 @@ class SchedulerService:
             raise LookupError(f"no scheduled job {job_id!r} (jobs: {known})")
         return job
 
+    def _run_now(self, command: repo.Command) -> str:
+        """A one-off run of a scheduled job (its own arguments) or of an on-demand job (the payload's kwargs)."""
+        job_id = command.payload.get("job_id")
+        kwargs = dict(command.payload.get("kwargs") or {})
+        job = self.scheduler.get_job(job_id) if job_id else None
+        if job is not None:
+            func, args, kwargs, name = job.func_ref, job.args, {**job.kwargs, **kwargs}, job.name
+        elif job_id in JOBS:
+            func, args, name = JOBS[job_id].func, (), JOBS[job_id].description
+        else:
+            raise LookupError(f"no job {job_id!r} (jobs: {', '.join(sorted(JOBS))})")
+        self.scheduler.add_job(func, "date", run_date=dt.datetime.now(dt.UTC), args=args, kwargs=kwargs,
+                               id=f"{job_id}{RUN_NOW_SEP}{command.id}", name=f"{name} (run now)",
+                               misfire_grace_time=None)
+        return f"{job_id} submitted"
+
     def _apply(self, command: repo.Command) -> str:
         kind, payload = command.kind, command.payload
         if kind == "run_now":
-            job = self._job(payload)
-            one_off = f"{job.id}{RUN_NOW_SEP}{command.id}"
-            self.scheduler.add_job(job.func_ref, "date", run_date=dt.datetime.now(dt.UTC), args=job.args,
-                                   kwargs=job.kwargs, id=one_off, name=f"{job.name} (run now)",
-                                   misfire_grace_time=None)
-            return f"{job.id} submitted"
+            return self._run_now(command)
         if kind == "pause":
             self._job(payload).pause()
             return f"{payload['job_id']} paused"
@@ -246,10 +261,35 @@ class SchedulerService:
         if kind == "reschedule":
             job = self._job(payload).reschedule(cron_trigger(payload["cron"]))
             return f"{payload['job_id']} now '{payload['cron']}' UTC; next run {job.next_run_time}"
+        if kind == "cancel":
+            from roadwork.platform.subprocess_jobs import cancel
+
+            if not cancel(payload["job_id"]):
+                raise LookupError(f"{payload['job_id']} is not running")
+            return f"{payload['job_id']} cancelled"
         if kind == "rollback":
             from roadwork.platform.registry import rollback
 
             result = rollback(self.engine, self.settings, to=payload.get("to"), reason=command.reason,
                               actor=command.requested_by)
             return f"champion rolled back to {result.version.label}"
-        raise NotImplementedError(f"the scheduler does not apply '{kind}' commands yet")
+        if kind == "approve":
+            from roadwork.platform.tasks import approve_candidate
+
+            return approve_candidate(self.engine, self.settings, payload["version"], actor=command.requested_by,
+                                     reason=command.reason)
+        if kind == "reject":
+            from roadwork.platform.gate import reject_candidate
+
+            reject_candidate(self.engine, payload["version"], actor=command.requested_by, reason=command.reason)
+            return f"candidate {payload['version']} rejected"
+        if kind == "create_ab_test":
+            from roadwork.platform.ab import create_ab_test
+
+            test_id = create_ab_test(self.engine, version_a=payload["a"], version_b=payload["b"],
+                                     sample_size=int(payload["sample_size"]), actor=command.requested_by)
+            self.scheduler.add_job(JOBS["ab_test"].func, "date", run_date=dt.datetime.now(dt.UTC),
+                                   kwargs={"test_id": test_id}, id=f"ab_test{RUN_NOW_SEP}{command.id}",
+                                   name=f"A/B test {test_id}", misfire_grace_time=None)
+            return f"A/B test {test_id} created and submitted"
+        raise NotImplementedError(f"the scheduler does not apply '{kind}' commands")
