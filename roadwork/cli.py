@@ -736,12 +736,16 @@ def dashboard(
 def demo(
     n: Annotated[int, typer.Option(help="Rows of synthetic data.")] = 600,
     config: Annotated[Path | None, typer.Option(help="Training preset; default: the embedded tiny preset.")] = None,
+    queue: Annotated[bool, typer.Option(help="Queue a first run of train, mine and leaderboard for the scheduler.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """The whole loop on the embedded defaults: migrate, synthesise, train, register, evaluate, deploy."""
+    """The whole loop on the embedded defaults: migrate, synthesise, train, register, evaluate, deploy.
+
+    On a home without a settings file it also writes one that reads standings from a local sample, and it
+    queues train, mine and leaderboard, so that `roadwork scheduler` runs the whole operations loop at once."""
     from roadwork.platform.demo import run_demo
 
-    summary = run_demo(_settings(), n=n, config_path=config, show_progress=not as_json,
+    summary = run_demo(_settings(), n=n, config_path=config, show_progress=not as_json, queue_jobs=queue,
                        log=(lambda s: err.print(s)) if as_json else out.print)
     if as_json:
         emit_json(summary)

@@ -57,7 +57,7 @@ MODES = ("replay", "live")
 
 
 class ABTestError(RuntimeError):
-    """An A/B test cannot be run as asked (already running, live mode); the message says why."""
+    """An A/B test cannot be run as asked (a live test has no replay to run); the message says why."""
 
 
 # --- pure statistics -------------------------------------------------------------------------------------------
@@ -120,13 +120,14 @@ class ABOutcome:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the replay that produced the answers
 
     def diff_dict(self) -> dict[str, Any]:
+        """The `ab_results.diff` column: B - A with its CI, McNemar, the rule's parameters and `extra`."""
+        exact = self.a_only_right + self.b_only_right < EXACT_BELOW
         return {
             "mcc_diff": self.mcc_diff, "ci_low": self.diff_ci_low, "ci_high": self.diff_ci_high,
             "accuracy_diff": self.arm_b.accuracy - self.arm_a.accuracy,
             "expected_reward_diff": self.arm_b.expected_reward - self.arm_a.expected_reward,
             "mcnemar": {"b": self.a_only_right, "c": self.b_only_right, "statistic": self.mcnemar_stat,
-                        "p": self.mcnemar_p, "method": "exact" if self.a_only_right + self.b_only_right < EXACT_BELOW
-                        else "chi2_cc"},
+                        "p": self.mcnemar_p, "method": "exact" if exact else "chi2_cc"},
             "alpha": self.alpha, "min_n": self.min_n, "n_boot": self.n_boot, "seed": self.seed,
             "reason": self.reason, **self.extra,
         }
@@ -239,7 +240,7 @@ class LiveSplit:
         self.share_b, self.salt = float(share_b), salt
 
     def arm(self, request: bytes) -> str:
-        """"a" or "b"; the same image always lands in the same arm (for this salt)."""
+        """Arm "a" or "b": the same image always lands in the same arm (for this salt)."""
         digest = hashlib.sha256(self.salt.encode() + bytes(request)).digest()
         u = int.from_bytes(digest[:8], "big") / 2.0**64  # uniform in [0, 1)
         return "b" if u < self.share_b else "a"
@@ -456,7 +457,10 @@ def run_ab_test(engine: Engine, settings: Settings, test_id: int, *, seed: int |
                 actor: str = "ab-test") -> ABOutcome:
     """Run a replay test and store its result: status pending -> running -> done, or failed (with the error
     in an audit event) on any exception, which is re-raised. The replay seed defaults to the test id, so a
-    rerun sees the same challenges; `data_path` overrides the dataset of A's config."""
+    rerun sees the same challenges; `data_path` overrides the dataset of A's config.
+
+    Any status may be run again, "running" included: a child killed at its timeout (SIGKILL) cannot record
+    "failed" itself (see `mark_failed`), and such a test must not stay blocked. A rerun adds a result."""
     target = f"ab_test:{test_id}"
     with write_session(engine) as session:
         test = session.get(m.ABTest, test_id)
@@ -464,8 +468,6 @@ def run_ab_test(engine: Engine, settings: Settings, test_id: int, *, seed: int |
             raise repo.NotFoundError(f"no A/B test {test_id}")
         if test.mode != "replay":
             raise ABTestError(f"A/B test {test_id} is a {test.mode} test: its pairs come from a LiveMonitor")
-        if test.status == "running":
-            raise ABTestError(f"A/B test {test_id} is already running")
         test.status = "running"
         session.flush()
         repo.add_audit(session, actor=actor, action="ab_test_start", target=target)
@@ -487,6 +489,18 @@ def run_ab_test(engine: Engine, settings: Settings, test_id: int, *, seed: int |
                            details={"error": f"{type(exc).__name__}: {exc}"})
         raise
     return outcome
+
+
+def mark_failed(engine: Engine, test_id: int, *, error: str, actor: str = "scheduler") -> bool:
+    """Record a run that died without saying so (killed at its timeout): "running" -> "failed" with the error
+    in an audit event. False, and nothing written, when the test is not running."""
+    with write_session(engine) as session:
+        changed = session.execute(update(m.ABTest).where(m.ABTest.id == test_id, m.ABTest.status == "running")
+                                  .values(status="failed")).rowcount == 1
+        if changed:
+            repo.add_audit(session, actor=actor, action="ab_test_failed", target=f"ab_test:{test_id}",
+                           details={"error": error})
+    return changed
 
 
 def latest_results(session: Session, test_id: int) -> ABResult | None:

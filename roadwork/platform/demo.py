@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from roadwork.config import Settings
+import numpy as np
+
+from roadwork.config import Settings, settings_path
 from roadwork.db import repo
-from roadwork.db.engine import current_revision, get_engine, migrate, read_session
+from roadwork.db.engine import current_revision, get_engine, migrate, read_session, write_session
 from roadwork.platform.evaluation import evaluate_version
 from roadwork.platform.publish import CURRENT
 from roadwork.platform.replay_evaluation import evaluate_replay
@@ -23,8 +26,10 @@ def run_demo(
     *,
     n: int = 600,
     replay_n: int = 500,
+    first_epochs: int = 10,
     config_path: Path | None = None,
     show_progress: bool = True,
+    queue_jobs: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Migrate, synthesise data (once), train, register, evaluate and deploy. Returns where everything is."""
@@ -43,7 +48,11 @@ def run_demo(
         log(f"[2/5] synthesised {report.n_rows} rows ({report.n_positive} roadwork, {report.n_corrupt} corrupt) "
             f"at {data_dir}")
 
-    config = load_config(config_path) if config_path else TrainConfig()
+    if config_path:
+        config = load_config(config_path)
+    else:  # a quick first champion; the scheduler's train job then trains the full preset and must beat it
+        base = TrainConfig()
+        config = base.model_copy(update={"optim": base.optim.model_copy(update={"epochs": first_epochs})})
     log(f"[3/5] training preset '{config.name}' ({config.optim.epochs} epochs at {config.data.image_size} px)")
     version, result = train_and_register(
         engine, settings, config, data_path=data_dir, actor="demo", show_progress=show_progress, log=log
@@ -76,5 +85,63 @@ def run_demo(
         "serving": [str(p / CURRENT) for p in settings.publish_dirs],
         "versions_in_registry": n_versions,
     }
+    if queue_jobs:
+        summary["queued"] = prepare_scheduler_demo(engine, settings, log)
     log("\nNext: `roadwork versions`, `roadwork history`, `roadwork scheduler`, `roadwork dashboard`")
     return summary
+
+
+DEMO_UID = 7
+DEMO_SETTINGS = """\
+# Written by `roadwork demo` on a home without settings: the embedded defaults, plus standings read from a
+# local sample file so that every job runs offline. Edit freely; `roadwork settings show` lists every key.
+uid: {uid}
+leaderboard:
+  source: btcli
+  url: {sample}
+gate:
+  policy: auto            # a candidate that passes the gate is deployed at once (manual: wait for approval)
+  replay_challenges: 300  # small, so the demo's pipeline finishes in about a minute on two CPU cores
+  min_cell_n: 100         # with 300 challenges, judge only the large condition cells
+"""
+
+
+def write_standings_sample(path: Path, n_miners: int = 60, n_validators: int = 4, seed: int = 0) -> Path:
+    """A metagraph in the shape `btcli subnets metagraph --json-output` prints, with our demo UID in it."""
+    rng = np.random.default_rng(seed)
+    incentive = rng.dirichlet(np.ones(n_miners) * 0.7)
+    neurons = []
+    for uid in range(n_miners + n_validators):
+        validator = uid >= n_miners
+        neurons.append({
+            "uid": uid, "hotkey": f"5DemoHotkey{uid:035d}", "coldkey": f"5DemoColdkey{uid:034d}",
+            "stake": float(rng.uniform(1000, 5000)) if validator else float(rng.uniform(0, 5)),
+            "rank": 0.0 if validator else float(incentive[uid]), "trust": 0.0 if validator else 0.95,
+            "consensus": 0.0 if validator else float(incentive[uid]),
+            "incentive": 0.0 if validator else float(incentive[uid]),
+            "dividends": 0.25 if validator else 0.0, "emission": float(incentive[uid] * 0.41) if not validator else 0.1,
+            "active": True, "validator_permit": validator,
+        })
+    path.write_text(json.dumps({"netuid": 72, "block": 5_000_000, "neurons": neurons}, indent=1))
+    return path
+
+
+def prepare_scheduler_demo(engine, settings: Settings, log: Callable[[str], None]) -> list[str]:  # noqa: ANN001
+    """Make `roadwork scheduler` run the loop at once: settings for offline standings (only on a home without
+    a settings file) and a first run of train, mine and leaderboard queued in the commands table."""
+    file = settings_path(None)
+    if not file.exists() and file.parent == settings.home:
+        sample = write_standings_sample(settings.home / "standings-sample.json")
+        file.write_text(DEMO_SETTINGS.format(uid=DEMO_UID, sample=sample))
+        log(f"      wrote {file} (standings from {sample.name}, gate policy auto)")
+    queued = []
+    with write_session(engine) as session:
+        pending = {c.payload.get("job_id") for c in repo.pending_commands(session) if c.kind == "run_now"}
+        for job_id in ("train", "mine", "leaderboard"):
+            if job_id not in pending:
+                repo.submit_command(session, kind="run_now", payload={"job_id": job_id}, requested_by="demo",
+                                    reason="first run after the demo")
+                queued.append(job_id)
+    if queued:
+        log(f"      queued for the scheduler: {', '.join(queued)} (`roadwork scheduler` runs them at once)")
+    return queued

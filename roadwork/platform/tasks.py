@@ -80,6 +80,10 @@ def train_task(config: str = "") -> dict[str, Any]:
     settings = load_settings()
     engine = get_engine(settings.db_url)
     cfg = load_config(config) if config else TrainConfig()
+    with read_session(engine) as session:
+        n_versions = len(repo.list_versions(session))
+    # A retrain with the same seed on the same data would reproduce the same model: vary it (recorded).
+    cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"seed": cfg.optim.seed + n_versions})})
     version, result = train_and_register(engine, settings, cfg, actor="scheduler", show_progress=False)
     summary: dict[str, Any] = {"version": version.label, "val_mcc": round(result.metrics["val_mcc"], 4),
                                "hard_negative_set_id": version.hard_negative_set_id}

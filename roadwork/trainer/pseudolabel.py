@@ -1,14 +1,11 @@
-"""Pseudo-label segmentation masks of roadwork objects with SAM 3 (text-prompted concept segmentation).
+"""Pseudo-label masks of roadwork objects with SAM 3 (text-prompted concept segmentation).
 
-For every image of a pool (a NATIX parquet dataset, a list of records, or a folder of images) the union of the
-SAM 3 instance masks of all roadwork prompts becomes one binary PNG, ``<out>/masks/<safe id>.png`` (0/255), and
-``<out>/index.json`` maps each id to its mask file, the mask's pixel fraction and the model and prompts that made
-it.  Corrupt images are counted, never fatal; masks are written atomically and a re-run skips images that already
-have a mask made by the same model and prompts, so a killed job resumes where it stopped.
-
-Without torchvision (which transformers' ``Sam3ImageProcessor`` imports) the processor uses
-:class:`PilSam3ImageProcessor`: the same resize / rescale / ImageNet-normalise steps done with Pillow, and the
-same instance post-processing.  Text prompts need nothing else from torchvision; box prompts would.
+Each image of a pool (NATIX parquet dataset, records, or image folder) gets one binary PNG, the union of SAM 3's
+instance masks over the roadwork prompts, at ``<out>/masks/<safe id>.png`` (0/255); ``<out>/index.json`` maps ids
+to mask file, pixel fraction, model and prompts.  Corrupt images are counted, never fatal; masks are written
+atomically, and a re-run skips images already labelled by the same model and prompts (a killed job resumes).
+Without torchvision, which transformers' ``Sam3ImageProcessor`` imports, :class:`PilSam3ImageProcessor` does the
+same steps with Pillow; text prompts need nothing else from torchvision (box prompts would).
 """
 
 from __future__ import annotations
@@ -17,9 +14,11 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass
+import string
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,7 +61,7 @@ class PilSam3ImageProcessor(PilBackend):
     size = {"height": 1008, "width": 1008}
     do_resize = do_rescale = do_normalize = do_convert_rgb = True
 
-    def preprocess(self, images: Any, segmentation_maps: Any = None, **kwargs: Any):  # noqa: ANN201
+    def preprocess(self, images: Any, segmentation_maps: Any = None, **kwargs: Any):  # noqa: ANN201  (a BatchFeature)
         if segmentation_maps is not None:
             raise NotImplementedError("segmentation maps need transformers' Sam3ImageProcessor (torchvision)")
         return super().preprocess(images, **kwargs)
@@ -87,7 +86,8 @@ class PilSam3ImageProcessor(PilBackend):
         return results
 
 
-def _image_processor(size: int):  # noqa: ANN202
+def _image_processor(size: int) -> Any:
+    """Transformers' own SAM 3 image processor when torchvision is installed, else the Pillow twin."""
     if is_torchvision_available():
         from transformers.models.sam3.image_processing_sam3 import Sam3ImageProcessor
 
@@ -108,9 +108,9 @@ def load_sam3(model_id: str = "facebook/sam3", device: str | torch.device = "cpu
 
 
 def _char_tokenizer() -> CLIPTokenizer:
-    """A CLIP BPE tokenizer over single letters (no merges): any lowercase prompt, no vocabulary download."""
+    """CLIP's tokenizer over single characters (no BPE merges): any ASCII prompt, nothing to download."""
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in "abcdefghijklmnopqrstuvwxyz":
+    for c in string.ascii_lowercase + string.digits + string.punctuation:  # CLIP lower-cases its input
         vocab[c], vocab[c + "</w>"] = len(vocab), len(vocab) + 1
     return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=32)
 
@@ -194,24 +194,43 @@ def _items(source: Path | Iterable[Record]) -> tuple[Iterator[tuple[str, Callabl
     return ((p.relative_to(source).as_posix(), p.read_bytes) for p in files), 0
 
 
-def _load_index(path: Path) -> dict[str, Any]:
+def _load_index(path: Path) -> tuple[dict[str, Any], str]:
+    """The index's mask entries (failures are retried, so not kept) and the text on disk."""
     try:
-        data = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):  # none yet, or unreadable: every image is labelled again
-        data = {}
-    return {"masks": dict(data.get("masks", {})), "failed": {}, "skipped_rows": 0}
+        text = path.read_text()
+        masks = dict(json.loads(text)["masks"])
+    except (FileNotFoundError, ValueError, TypeError, KeyError):  # none yet or unreadable: label everything
+        text, masks = "", {}
+    return {"masks": masks, "failed": {}, "skipped_rows": 0}, text
+
+
+def _save_index(path: Path, index: dict[str, Any], on_disk: str) -> str:
+    """Write index.json atomically if it changed (a no-op re-run touches no file); returns the text on disk."""
+    text = json.dumps(index, indent=1)
+    if text != on_disk:
+        _write_atomic(path, lambda p: p.write_text(text))
+    return text
 
 
 def _is_done(entry: dict | None, made_by: dict[str, Any], out_dir: Path) -> bool:
     return bool(entry) and all(entry.get(k) == v for k, v in made_by.items()) and (out_dir / entry["mask"]).exists()
 
 
-def _label_one(rid: str, image: Image.Image, out_dir: Path, model: Sam3Model, processor: Sam3Processor,
-               made_by: dict[str, Any]) -> dict[str, Any]:
+def _label_item(rid: str, load: Callable[[], bytes], index: dict[str, Any], out_dir: Path, model: Sam3Model,
+                processor: Sam3Processor, made_by: dict[str, Any]) -> bool:
+    """Label one image unless its mask is already there; a failure goes to ``index["failed"]``. True: written."""
+    if _is_done(index["masks"].get(rid), made_by, out_dir):
+        return False
+    try:
+        image = decode_image(load())
+    except (BadImageError, OSError) as exc:  # OSError: a file that vanished or cannot be read
+        index["failed"][rid] = getattr(exc, "reason", "unreadable")
+        return False
     mask = segment(model, processor, image, made_by["prompts"], made_by["score_threshold"], made_by["mask_threshold"])
     rel = f"masks/{_safe_name(rid)}"
     _write_atomic(out_dir / rel, lambda p: Image.fromarray(mask * 255, mode="L").save(p, format="PNG"))
-    return {"mask": rel, "fraction": float(mask.mean()), **made_by}
+    index["masks"][rid] = {"mask": rel, "fraction": float(mask.mean()), **made_by}
+    return True
 
 
 def pseudo_label(records_or_folder: Path | str | Iterable[Record], out_dir: Path | str, *, model: Sam3Model,
@@ -226,30 +245,24 @@ def pseudo_label(records_or_folder: Path | str | Iterable[Record], out_dir: Path
     out_dir = Path(out_dir)
     (out_dir / "masks").mkdir(parents=True, exist_ok=True)
     index_path = out_dir / "index.json"
-    index = _load_index(index_path)
+    index, saved = _load_index(index_path)
     made_by = {"model": model_name or model.name_or_path or type(model).__name__, "prompts": list(prompts),
                "score_threshold": score_threshold, "mask_threshold": mask_threshold}
     items, index["skipped_rows"] = _items(records_or_folder)
-    seen: list[str] = []
+    seen: list[str] = []  # ids with a mask, new or kept
     n_written = 0
-    flush = lambda: _write_atomic(index_path, lambda p: p.write_text(json.dumps(index, indent=1)))  # noqa: E731
     try:
-        for rid, load in items:
-            if not _is_done(index["masks"].get(rid), made_by, out_dir):
-                try:
-                    image = decode_image(load())
-                except (BadImageError, OSError) as exc:  # OSError: a file that vanished or cannot be read
-                    index["failed"][rid] = getattr(exc, "reason", "unreadable")
-                    continue
-                index["masks"][rid] = _label_one(rid, image, out_dir, model, processor, made_by)
+        for k, (rid, load) in enumerate(items, start=1):
+            if _label_item(rid, load, index, out_dir, model, processor, made_by):
                 n_written += 1
                 if n_written % INDEX_FLUSH_EVERY == 0:
-                    flush()
-            seen.append(rid)
+                    saved = _save_index(index_path, index, saved)
+            if rid not in index["failed"]:
+                seen.append(rid)
             if progress is not None:
-                progress(len(seen) + len(index["failed"]))
+                progress(k)
     finally:
-        flush()
+        _save_index(index_path, index, saved)
     n_failed = len(index["failed"]) + index["skipped_rows"]
     n_with_mask = sum(index["masks"][rid]["fraction"] > 0 for rid in set(seen))
     return PseudoLabelReport(n_images=len(seen) + n_failed, n_with_mask=n_with_mask, n_failed=n_failed,
@@ -260,9 +273,10 @@ def pseudo_label_job(pool: str = "", model_id: str = "facebook/sam3") -> dict[st
     """Scheduler entry point: label ``pool`` (default ``<datasets>/synth``) into ``<home>/pseudolabels/<name>``."""
     settings = load_settings()
     source = Path(pool).expanduser() if pool else settings.datasets_dir / "synth"
+    if not source.exists():  # before loading a large model
+        raise FileNotFoundError(f"pseudo-label pool not found: {source}")
     out_dir = settings.home / "pseudolabels" / (source.stem if source.is_file() else source.name)
     model, processor = load_sam3(model_id, device="cuda" if torch.cuda.is_available() else "cpu")
     report = pseudo_label(source, out_dir, model=model, processor=processor, model_name=model_id)
-    return {"pool": str(source), "model_id": model_id, "out_dir": str(out_dir), "index_path": str(report.index_path),
-            "n_images": report.n_images, "n_with_mask": report.n_with_mask, "n_failed": report.n_failed,
-            "n_written": report.n_written}
+    return {"pool": str(source), "model_id": model_id, "out_dir": str(out_dir),
+            **asdict(report), "index_path": str(report.index_path)}

@@ -38,7 +38,7 @@ BOOL_FIELDS = ("active", "validator_permit")
 KEY_FIELDS = ("hotkey", "coldkey")
 MAX_KEY_LEN = 64  # the hotkey/coldkey columns; a longer value (a bare hex key) stays in `extra` only
 
-# Our field -> accepted spellings (lower case), plural forms for btcli's parallel lists first found wins.
+# Our field -> accepted spellings (lower case; plurals for btcli's parallel lists). The first one present wins.
 ALIASES: dict[str, tuple[str, ...]] = {
     "uid": ("uid", "uids", "neuron_uid"),
     "hotkey": ("hotkey", "hotkeys", "hotkey_ss58"),
@@ -226,10 +226,11 @@ def rows_from_dicts(
     seen: set[int] = set()
     skipped = 0
     for item in items:
-        row = parse_row(item, amount_scale=amount_scale, paths=paths, consumed=consumed) if isinstance(
-            item, Mapping
-        ) else None
-        other_subnet = netuid is not None and isinstance(item, Mapping) and _netuid_of(item) not in (None, netuid)
+        if not isinstance(item, Mapping):
+            skipped += 1
+            continue
+        row = parse_row(item, amount_scale=amount_scale, paths=paths, consumed=consumed)
+        other_subnet = netuid is not None and _netuid_of(item) not in (None, netuid)
         if row is None or other_subnet or row.uid in seen:
             skipped += 1
             continue
