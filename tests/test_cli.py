@@ -44,7 +44,7 @@ def serving_version(home: Path) -> str:
 
 def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    summary = as_json(roadwork(home, "demo", "--n", "160", "--json"))
+    summary = as_json(roadwork(home, "demo", "--n", "160", "--no-queue", "--json"))
     assert summary["version"].endswith(":0.1.0")
     assert Path(summary["serving"][0]).resolve().is_dir()
 
@@ -102,7 +102,8 @@ def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
         sched.terminate()
         sched.wait(30)
     listed = as_json(roadwork(home, "jobs", "list", "--json"))
-    assert [j["id"] for j in listed] == ["evaluate_champion"]
+    assert [j["id"] for j in listed] == sorted(["evaluate_champion", "train", "mine", "leaderboard", "model_age"])
+    assert all(not j["paused"] and j["next_run_time"] for j in listed)
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ def test_score_a_prediction_stream(tmp_path: Path) -> None:
 
 def test_evaluate_on_a_replay(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    roadwork(home, "demo", "--n", "120", "--json")
+    roadwork(home, "demo", "--n", "120", "--no-queue", "--json")
     result = as_json(roadwork(home, "evaluate", "0.1.0", "--replay", "40", "--seed", "2", "--json"))
     evaluation = result["evaluation"]
     assert evaluation["kind"] == "replay" and evaluation["n"] == 40

@@ -44,8 +44,17 @@ def pseudo_label(pool: str = "") -> dict[str, Any]:
 
 
 def ab_test(test_id: int) -> dict[str, Any]:
-    """Run an A/B test on a shared replay."""
-    return _child("ab_test", "roadwork.platform.ab:ab_test_job", "evaluate", test_id=test_id)
+    """Run an A/B test on a shared replay. A child killed at its timeout cannot mark its test failed: we do."""
+    from roadwork.platform.subprocess_jobs import JobFailed
+
+    try:
+        return _child("ab_test", "roadwork.platform.ab:ab_test_job", "evaluate", test_id=test_id)
+    except JobFailed as exc:
+        from roadwork.db.engine import get_engine
+        from roadwork.platform.ab import mark_failed
+
+        mark_failed(get_engine(load_settings().db_url), test_id, error=str(exc), actor="scheduler")
+        raise
 
 
 def leaderboard() -> dict[str, Any]:
