@@ -46,6 +46,8 @@ def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
     home = tmp_path / "home"
     summary = as_json(roadwork(home, "demo", "--n", "160", "--no-queue", "--json"))
     assert summary["version"].endswith(":0.1.0")
+    secret = Path(summary["operator_password_file"])
+    assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_text().strip()) >= 20
     assert Path(summary["serving"][0]).resolve().is_dir()
 
     versions = as_json(roadwork(home, "versions", "--json"))
@@ -132,3 +134,17 @@ def test_bad_settings_file_names_the_key(tmp_path: Path) -> None:
     (home / "roadwork.yaml").write_text("scheduler:\n  heartbeat_s: often\n")
     done = roadwork(home, "versions", check=False)
     assert done.returncode == 2 and "scheduler.heartbeat_s" in done.stderr
+
+
+def test_user_commands_never_take_or_show_a_password(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    pw = tmp_path / "pw"
+    pw.write_text("correct horse battery staple\n")
+    roadwork(home, "user", "add", "alice", "--role", "operator", "--password-file", str(pw))
+    again = roadwork(home, "user", "add", "alice", "--password-file", str(pw), check=False)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    roadwork(home, "user", "add", "bob", "--password-file", str(pw))
+    roadwork(home, "user", "set-role", "bob", "operator", "--reason", "on call")
+    listed = as_json(roadwork(home, "user", "list", "--json"))
+    assert [(u["username"], u["role"]) for u in listed] == [("alice", "operator"), ("bob", "operator")]
+    assert "horse" not in json.dumps(listed) and "argon2" not in json.dumps(listed)

@@ -1,6 +1,8 @@
 """Entrypoint of the Roadwork Ops dashboard: `streamlit run roadwork/dashboard/app.py`.
 
-It only builds the navigation; each page is a thin script under `pages/` that reads through `services`.
+It signs the session in (`auth.require_login`) and builds the navigation; each page is a thin script under
+`views/` that reads through the service modules. (Not `pages/`: Streamlit would treat that folder as a legacy
+multipage app and serve a page requested by URL without this entrypoint, hence without the sign-in gate.)
 """
 
 import sys
@@ -14,14 +16,25 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-PAGES = Path(__file__).with_name("pages")
+from roadwork.dashboard import auth  # noqa: E402
+
+PAGES = Path(__file__).with_name("views")
 
 st.set_page_config(page_title="Roadwork Ops", layout="wide")
+user = auth.require_login()  # nobody signed in: the sign-in form only, and the run stops here
 navigation = st.navigation(
     [
         st.Page(PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page(PAGES / "models.py", title="Models", icon=":material/model_training:"),
         st.Page(PAGES / "deployments.py", title="Deployments", icon=":material/rocket_launch:"),
+        st.Page(PAGES / "jobs.py", title="Jobs", icon=":material/schedule:"),
+        st.Page(PAGES / "ab_tests.py", title="A/B tests", icon=":material/compare_arrows:"),
+        st.Page(PAGES / "hard_negatives.py", title="Hard negatives", icon=":material/image_search:"),
+        st.Page(PAGES / "leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+        # Listed for operators only; a viewer who opens its URL gets "operators only" from the page itself.
+        st.Page(PAGES / "users.py", title="Users", icon=":material/group:",
+                visibility="visible" if user.role == "operator" else "hidden"),
     ]
 )
+auth.sign_out_button()
 navigation.run()

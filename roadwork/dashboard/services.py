@@ -18,8 +18,10 @@ from sqlalchemy import Engine
 
 from roadwork.clock import to_local, utcnow
 from roadwork.config import load_settings
+from roadwork.dashboard import auth
 from roadwork.db import repo
 from roadwork.db.engine import get_engine, migrate, read_session, write_session
+from roadwork.platform import users
 
 CACHE_TTL_S = 5
 JOB_RUNS_SHOWN = 20
@@ -27,8 +29,8 @@ COMMANDS_SHOWN = 20
 
 
 def current_actor() -> str:
-    """Who is acting from this dashboard session (sign-in replaces this later)."""
-    return "dashboard"
+    """Who is acting from this dashboard session: the signed-in username, or `anonymous`."""
+    return auth.actor()
 
 
 # --- engine ----------------------------------------------------------------------------------------------------
@@ -365,16 +367,33 @@ class RequestError(ValueError):
     """A dashboard request that cannot be accepted; the message says why and nothing was written."""
 
 
+class NotAllowedError(RequestError, PermissionError):
+    """The actor is not an enabled operator in the users table; nothing was written.
+
+    A `PermissionError` for callers, and a `RequestError` so that a page's usual error display shows it.
+    """
+
+
+def _require_operator(actor: str) -> None:
+    try:
+        users.require_operator(engine(), actor)
+    except PermissionError as exc:
+        raise NotAllowedError(str(exc)) from exc
+
+
 def request_rollback(to_version_id: int, reason: str, actor: str | None = None) -> int:
     """Ask the scheduler to roll `champion` back to `to_version_id`; returns the command id.
 
-    Writes a pending `rollback` command and an audit event in one transaction. Raises `RequestError`
-    (nothing written) for an empty reason, an unknown version or the current champion.
+    Writes a pending `rollback` command and an audit event in one transaction. Raises `NotAllowedError` (a
+    `PermissionError`) when `actor` (default: the signed-in user) is not an enabled operator in the users
+    table, and `RequestError` for an empty reason, an unknown version or the current champion; either way
+    nothing is written.
     """
+    actor = actor or current_actor()
+    _require_operator(actor)
     reason = (reason or "").strip()
     if not reason:
         raise RequestError("A reason is required for a rollback.")
-    actor = actor or current_actor()
     with write_session(engine()) as session:
         try:
             target = repo.get_version(session, int(to_version_id))

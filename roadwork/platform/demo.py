@@ -87,6 +87,7 @@ def run_demo(
     }
     if queue_jobs:
         summary["queued"] = prepare_scheduler_demo(engine, settings, log)
+    summary["operator_password_file"] = first_operator(engine, settings, log)
     log("\nNext: `roadwork versions`, `roadwork history`, `roadwork scheduler`, `roadwork dashboard`")
     return summary
 
@@ -124,6 +125,31 @@ def write_standings_sample(path: Path, n_miners: int = 60, n_validators: int = 4
         })
     path.write_text(json.dumps({"netuid": 72, "block": 5_000_000, "neurons": neurons}, indent=1))
     return path
+
+
+FIRST_OPERATOR = "operator"
+
+
+def first_operator(engine, settings: Settings, log: Callable[[str], None]) -> str | None:  # noqa: ANN001
+    """On a registry without users, create the operator `operator` with a random password written to a file only
+    its owner can read (never printed), so the dashboard can be signed in to. Returns that file's path."""
+    import os
+    import secrets
+
+    from roadwork.platform import users
+
+    if users.count_users(engine):
+        return None
+    path = settings.home / "operator-password"
+    password = secrets.token_urlsafe(18)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(password + "\n")
+    users.create_user(engine, FIRST_OPERATOR, password, "operator", users.local_actor("demo"),
+                      reason="first operator, created by the demo")
+    log(f"      dashboard sign-in: user `{FIRST_OPERATOR}`, password in {path} (only you can read it; change it "
+        f"with `roadwork user reset-password {FIRST_OPERATOR}`)")
+    return str(path)
 
 
 def prepare_scheduler_demo(engine, settings: Settings, log: Callable[[str], None]) -> list[str]:  # noqa: ANN001

@@ -1,6 +1,12 @@
 """Fixtures for the dashboard: a temporary home whose SQLite registry is empty or seeded through `repo`.
 
 Migrating is the slow part, so one migrated template database is built per session and copied per test.
+Signing in: the `operator` / `viewer` fixtures add a user to the test home's registry, and `sign_in(at, login)`
+puts that user's `SignedIn` into an AppTest's session state before its run (the form itself is tested in
+`test_auth.py`):
+
+    def test_x(seeded_home, operator):
+        at = sign_in(AppTest.from_file(APP), operator).run()
 """
 
 from __future__ import annotations
@@ -13,11 +19,16 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from argon2 import PasswordHasher
+from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
 from roadwork.config import load_settings
+from roadwork.dashboard import auth
+from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import dispose_engines, make_engine, read_session, write_session
+from roadwork.platform import users
 
 DB_NAME = "roadwork.db"  # the default `<home>/roadwork.db` of `Settings.db_url`
 
@@ -29,6 +40,17 @@ class Seeded:
     version_ids: dict[str, int]  # "0.1.0" -> id
     champion: str
     previous: str
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str
+    role: str
+
+
+OPERATOR = Login("olivia", "olivia-password-1", "operator")
+VIEWER = Login("victor", "victor-password-1", "viewer")
 
 
 def _clear_streamlit_caches() -> None:
@@ -125,3 +147,43 @@ def read_db(empty_home: Path):  # noqa: ANN201 - a context-manager factory
     yield opener
     for engine in engines:
         engine.dispose()
+
+
+# --- users and signing in --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2 with the cheapest parameters: the defaults cost about 0.2 s of CPU per hash or check."""
+    monkeypatch.setattr(users, "HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+def add_user(login: Login, *, disabled: bool = False) -> None:
+    """Write `login`'s user straight into the test home's registry (no audit event, like the other seeds)."""
+    engine = make_engine(load_settings().db_url)
+    try:
+        with write_session(engine) as s:
+            s.add(m.User(username=login.username, password_hash=users.hash_password(login.password),
+                         role=login.role, disabled=disabled))
+    finally:
+        engine.dispose()
+
+
+def sign_in(at: AppTest, login: Login, lifetime: dt.timedelta = auth.SESSION_LIFETIME) -> AppTest:
+    """`at` with `login` signed in (its user must exist: the app checks it against the users table)."""
+    at.session_state[auth.SESSION_KEY] = auth.SignedIn(login.username, login.role, utcnow() + lifetime)
+    return at
+
+
+@pytest.fixture
+def operator(empty_home: Path) -> Login:
+    """An enabled operator in the test home's registry."""
+    add_user(OPERATOR)
+    return OPERATOR
+
+
+@pytest.fixture
+def viewer(empty_home: Path) -> Login:
+    """An enabled viewer in the test home's registry."""
+    add_user(VIEWER)
+    return VIEWER

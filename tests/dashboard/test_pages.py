@@ -1,4 +1,5 @@
-"""Every page runs against a real SQLite registry (seeded or empty) through Streamlit's AppTest."""
+"""Every page runs against a real SQLite registry (seeded or empty) through Streamlit's AppTest, signed in as an
+operator (`test_auth.py` covers signing in and what viewers see)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from roadwork.db import repo
+from tests.dashboard.conftest import OPERATOR, Login, add_user, sign_in
 
 APP = Path(__file__).resolve().parents[2] / "roadwork" / "dashboard" / "app.py"
-PAGES = ["pages/overview.py", "pages/models.py", "pages/deployments.py"]
+PAGES = ["views/overview.py", "views/models.py", "views/deployments.py"]
 TIMEOUT_S = 30
 
 
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S).run()
+def open_page(page: str, login: Login = OPERATOR) -> AppTest:
+    at = sign_in(AppTest.from_file(str(APP), default_timeout=TIMEOUT_S), login).run()
     assert not at.exception, at.exception
     if page != PAGES[0]:
         at.switch_page(page).run()
@@ -49,7 +51,7 @@ def table(at: AppTest, key: str):  # noqa: ANN201 - pandas DataFrame
 # --- seeded -------------------------------------------------------------------------------------------------
 
 
-def test_overview_shows_champion_and_runs(seeded_home) -> None:
+def test_overview_shows_champion_and_runs(operator, seeded_home) -> None:
     at = open_page(PAGES[0])
     assert "roadwork-ops:0.2.0" in page_text(at)
     assert at.metric[0].value == "0.780"  # champion's latest validation MCC
@@ -59,7 +61,7 @@ def test_overview_shows_champion_and_runs(seeded_home) -> None:
     assert "No champion yet" not in page_text(at)
 
 
-def test_models_lists_versions_and_condition_cells(seeded_home) -> None:
+def test_models_lists_versions_and_condition_cells(operator, seeded_home) -> None:
     at = open_page(PAGES[1])
     versions = table(at, "models_versions")
     assert list(versions["version"]) == ["0.3.0", "0.2.0", "0.1.0"]
@@ -78,7 +80,7 @@ def test_models_lists_versions_and_condition_cells(seeded_home) -> None:
     assert table(at, "models_condition_cells")["MCC"].iloc[1] == pytest.approx(0.73)
 
 
-def test_deployments_shows_alias_events_and_defaults_to_previous(seeded_home) -> None:
+def test_deployments_shows_alias_events_and_defaults_to_previous(operator, seeded_home) -> None:
     at = open_page(PAGES[2])
     events = table(at, "deployments_alias_events")
     assert list(events["to"]) == ["0.2.0", "0.1.0"]
@@ -90,7 +92,7 @@ def test_deployments_shows_alias_events_and_defaults_to_previous(seeded_home) ->
     assert target.options == ["roadwork-ops:0.3.0", "roadwork-ops:0.1.0"]
 
 
-def test_rollback_request_writes_a_pending_command_and_audit(seeded_home, read_db) -> None:
+def test_rollback_request_writes_a_pending_command_and_audit(operator, seeded_home, read_db) -> None:
     at = open_page(PAGES[2])
     to_id = seeded_home.version_ids["0.1.0"]
     at.selectbox(key="rollback_target").select(to_id)
@@ -104,7 +106,7 @@ def test_rollback_request_writes_a_pending_command_and_audit(seeded_home, read_d
     assert len(commands) == 1
     command = commands[0]
     assert (command.kind, command.status, command.payload) == ("rollback", "pending", {"to": to_id})
-    assert (command.reason, command.requested_by) == ("MCC dropped on rain", "dashboard")
+    assert (command.reason, command.requested_by) == ("MCC dropped on rain", operator.username)
     assert [(a.action, a.target, a.reason, a.details["command_id"]) for a in audit] == [
         ("rollback_requested", "roadwork-ops:0.1.0", "MCC dropped on rain", command.id)
     ]
@@ -113,7 +115,7 @@ def test_rollback_request_writes_a_pending_command_and_audit(seeded_home, read_d
     assert list(shown["#"]) == [command.id] and list(shown["status"]) == ["pending"]
 
 
-def test_rollback_without_reason_shows_error_and_writes_nothing(seeded_home, read_db) -> None:
+def test_rollback_without_reason_shows_error_and_writes_nothing(operator, seeded_home, read_db) -> None:
     at = open_page(PAGES[2])
     at.text_input(key="rollback_reason").input("   ")
     at.button(key="rollback_submit").click().run()
@@ -129,12 +131,12 @@ def test_rollback_without_reason_shows_error_and_writes_nothing(seeded_home, rea
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_pages_render_on_an_empty_registry(empty_home, page) -> None:
+def test_pages_render_on_an_empty_registry(operator, empty_home, page) -> None:
     at = open_page(page)
     assert at.info or at.caption  # an empty state, not a blank page
 
 
-def test_overview_empty_state_message(empty_home) -> None:
+def test_overview_empty_state_message(operator, empty_home) -> None:
     at = open_page(PAGES[0])
     assert at.info[0].value == "No champion yet: run `roadwork demo` or `roadwork deploy VERSION`"
 
@@ -154,7 +156,7 @@ def kolkata_time(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     time.tzset()
 
 
-def test_times_are_shown_in_local_time(seeded_home, read_db, kolkata_time) -> None:
+def test_times_are_shown_in_local_time(operator, seeded_home, read_db, kolkata_time) -> None:
     with read_db() as session:
         stored = {r.job_id: r.scheduled_at for r in repo.list_job_runs(session)}
     runs = table(open_page(PAGES[0]), "overview_job_runs")
@@ -164,6 +166,10 @@ def test_times_are_shown_in_local_time(seeded_home, read_db, kolkata_time) -> No
 
 def test_a_fresh_home_gets_a_migrated_database(empty_home) -> None:
     (empty_home / "roadwork.db").unlink()
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S).run()  # a fresh registry has no users yet
+    assert not at.exception, at.exception
+    assert "roadwork user add NAME --role operator" in at.info[0].value
+    assert (empty_home / "roadwork.db").exists()
+    add_user(OPERATOR)
     at = open_page(PAGES[0])
     assert "No champion yet" in at.info[0].value
-    assert (empty_home / "roadwork.db").exists()

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from roadwork.clock import utcnow
-from roadwork.dashboard import charts, services
+from roadwork.dashboard import auth, charts, services
 
 st.title("Deployments")
 events = services.alias_events()
@@ -47,6 +47,8 @@ if choices.champion_id is None:
     st.caption("Nothing to roll back: there is no champion yet.")
 elif not choices.options:
     st.caption("Nothing to roll back to: the champion is the only version.")
+elif not auth.is_operator():
+    st.caption("Only an operator can request a rollback.")
 else:
     ids = list(choices.options)
     with st.form("rollback_form", clear_on_submit=False):

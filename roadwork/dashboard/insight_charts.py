@@ -1,0 +1,149 @@
+"""Pure Plotly builders for the Overview and Models insights: plain data in, `go.Figure` out (no Streamlit)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import plotly.graph_objects as go
+
+from roadwork.dashboard.charts import CHAMPION_COLOR, EVAL_COLOR, TRAIN_COLOR, _layout
+
+CELL_TEXT_LIMIT = 600  # above this many cells the heatmap drops the in-cell numbers (unreadable, slow)
+VALIDATOR_CUT = 0.5
+
+Matrix = Sequence[Sequence[float | None]]
+
+
+def standing_trend(
+    times: Sequence[dt.datetime], incentive: Sequence[float | None], rank: Sequence[int | None]
+) -> go.Figure:
+    """Our incentive (left axis) and miner rank (right axis, 1 on top) over the good snapshots, oldest first."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(times), y=list(incentive), mode="lines+markers", name="incentive",
+                             line={"color": EVAL_COLOR}, marker={"size": 4}))
+    fig.add_trace(go.Scatter(x=list(times), y=list(rank), mode="lines", name="rank", yaxis="y2",
+                             line={"color": TRAIN_COLOR, "dash": "dot", "shape": "hv"}))
+    fig.update_layout(
+        yaxis={"title": "incentive", "rangemode": "tozero"},
+        yaxis2={"title": "rank", "overlaying": "y", "side": "right", "autorange": "reversed", "showgrid": False},
+    )
+    fig.update_xaxes(title=None)
+    return _layout(fig, height=220)
+
+
+def mcc_diff_matrix(mcc: Matrix, reference_row: int | None) -> list[list[float | None]]:
+    """Each cell minus the reference row's cell of the same column; None where either is missing.
+
+    Without a reference row the MCC values themselves are returned (copied)."""
+    if reference_row is None:
+        return [list(row) for row in mcc]
+    ref = mcc[reference_row]
+    return [[None if v is None or r is None else v - r for v, r in zip(row, ref, strict=True)] for row in mcc]
+
+
+def _ci_text(low: float | None, high: float | None) -> str:
+    return "CI -" if low is None or high is None else f"CI [{low:.3f}, {high:.3f}]"
+
+
+def condition_heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    mcc: Matrix,
+    n: Sequence[Sequence[int | None]],
+    ci_low: Matrix,
+    ci_high: Matrix,
+    reference_row: int | None = None,
+) -> go.Figure:
+    """MCC per (version row, condition column), colored by the difference to the reference (champion) row.
+
+    `customdata[i][j]` = [n, MCC, CI low, CI high, CI text]; missing cells are gaps. Rows are drawn top-down in
+    the given order. Without a reference row the colors are the MCC itself."""
+    z = mcc_diff_matrix(mcc, reference_row)
+    custom = [
+        [[n[i][j], mcc[i][j], ci_low[i][j], ci_high[i][j], _ci_text(ci_low[i][j], ci_high[i][j])]
+         for j in range(len(columns))]
+        for i in range(len(rows))
+    ]
+    show_text = len(rows) * len(columns) <= CELL_TEXT_LIMIT
+    text = [["" if v is None else f"{v:.2f}" for v in row] for row in mcc] if show_text else None
+    diff = reference_row is not None
+    values = [abs(v) for row in z for v in row if v is not None]
+    span = max(values, default=0.0) or 0.1
+    heatmap = go.Heatmap(
+        z=z,
+        x=list(columns),
+        y=list(rows),
+        customdata=custom,
+        text=text,
+        texttemplate="%{text}" if show_text else None,
+        textfont={"size": 9},
+        hoverongaps=False,
+        colorscale="RdBu" if diff else "Viridis",
+        zmid=0.0 if diff else None,
+        zmin=-span if diff else None,
+        zmax=span if diff else None,
+        colorbar={"title": {"text": "Δ MCC vs champion" if diff else "MCC"}},
+        hovertemplate=(
+            "%{y}<br>%{x}<br>MCC %{customdata[1]:.3f}"
+            + (" (Δ %{z:+.3f})" if diff else "")
+            + "<br>n=%{customdata[0]}<br>%{customdata[4]}<extra></extra>"
+        ),
+    )
+    fig = go.Figure(heatmap)
+    fig.update_xaxes(type="category", tickangle=-45)
+    fig.update_yaxes(type="category", autorange="reversed")
+    return _layout(fig, height=140 + 22 * max(len(rows), 3), showlegend=False)
+
+
+def threshold_sweep(
+    thresholds: Sequence[float],
+    mcc: Sequence[float],
+    *,
+    best_threshold: float | None = None,
+    best_mcc: float | None = None,
+    calibrated_threshold: float | None = None,
+) -> go.Figure:
+    """MCC of `prob > t` against the threshold t, with the best and the calibrated (deployed) cuts marked.
+
+    Traces: "MCC" (the curve), "best threshold" (a star), "calibrated threshold" (a dashed vertical line)."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(thresholds), y=list(mcc), mode="lines", name="MCC", line={"color": EVAL_COLOR},
+                             hovertemplate="t=%{x:.3f}<br>MCC %{y:.3f}<extra></extra>"))
+    low = min([0.0, *mcc])
+    if calibrated_threshold is not None:
+        fig.add_trace(go.Scatter(x=[calibrated_threshold] * 2, y=[low, 1.0], mode="lines",
+                                 name=f"calibrated threshold {calibrated_threshold:.3f}",
+                                 line={"color": TRAIN_COLOR, "dash": "dash"}, hoverinfo="skip"))
+    if best_threshold is not None and best_mcc is not None:
+        fig.add_trace(go.Scatter(x=[best_threshold], y=[best_mcc], mode="markers",
+                                 name=f"best threshold {best_threshold:.3f}",
+                                 marker={"symbol": "star", "size": 14, "color": CHAMPION_COLOR},
+                                 hovertemplate="best t=%{x:.3f}<br>MCC %{y:.3f}<extra></extra>"))
+    fig.update_xaxes(title="threshold on the raw probability", range=[0.0, 1.0])
+    fig.update_yaxes(title="MCC", range=[low, 1.0])
+    return _layout(fig)
+
+
+def calibration_points(threshold: float) -> tuple[list[float], list[float]]:
+    """The calibration map as points: raw probability -> answer, piecewise linear through (t, 0.5)."""
+    return [0.0, threshold, 1.0], [0.0, VALIDATOR_CUT, 1.0]
+
+
+def calibration_curve(threshold: float) -> go.Figure:
+    """The answer sent for each raw probability: (0, 0) -> (t, 0.5) -> (1, 1), against the identity.
+
+    Traces: "calibration", "identity", "threshold" (the point (t, 0.5))."""
+    xs, ys = calibration_points(threshold)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="calibration", line={"color": EVAL_COLOR, "width": 3},
+                             hovertemplate="raw %{x:.3f} -> answer %{y:.3f}<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[0.0, 1.0], y=[0.0, 1.0], mode="lines", name="identity",
+                             line={"color": TRAIN_COLOR, "dash": "dot"}, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=[threshold], y=[VALIDATOR_CUT], mode="markers", name="threshold",
+                             marker={"size": 11, "color": CHAMPION_COLOR},
+                             hovertemplate="t=%{x:.3f} -> 0.5<extra></extra>"))
+    fig.add_hline(y=VALIDATOR_CUT, line={"color": TRAIN_COLOR, "width": 1})
+    fig.update_xaxes(title="raw probability", range=[0.0, 1.0])
+    fig.update_yaxes(title="answer (> 0.5 = roadwork)", range=[0.0, 1.0])
+    return _layout(fig)

@@ -1,0 +1,220 @@
+"""Models: every version with its metrics, MCC across versions, MCC per condition across versions (heatmap), and
+for one version: its condition cells, threshold sweep, calibration, validator score, TTA, ablation and lineage."""
+
+import json
+
+import streamlit as st
+
+from roadwork.dashboard import charts, insight_charts, insights, services
+
+st.title("Models")
+rows = services.versions()
+if not rows:
+    st.info("No versions yet: run `roadwork demo` or `roadwork train`.", icon=":material/info:")
+    st.stop()
+
+st.dataframe(
+    [
+        {
+            "version": r.version,
+            "champion": r.is_champion,
+            "created": r.created_at,
+            "training val MCC": r.training_mcc,
+            "eval MCC": r.eval_mcc,
+            "eval accuracy": r.eval_accuracy,
+            "eval n": r.eval_n,
+            "eval kind": r.eval_kind or "",
+            "parent": r.parent or "",
+            "data fingerprint": r.data_fingerprint or "",
+        }
+        for r in rows
+    ],
+    hide_index=True,
+    width="stretch",
+    key="models_versions",
+    column_config={
+        "champion": st.column_config.CheckboxColumn("champion"),
+        "created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
+        "training val MCC": st.column_config.NumberColumn(format="%.3f"),
+        "eval MCC": st.column_config.NumberColumn(format="%.3f"),
+        "eval accuracy": st.column_config.NumberColumn(format="percent"),
+    },
+)
+st.caption(f"Latest evaluation of each version (any kind). Times in local time, {services.local_tz_name()}.")
+
+oldest_first = rows[::-1]
+champion = next((r.version for r in rows if r.is_champion), None)
+st.plotly_chart(
+    charts.mcc_across_versions(
+        [r.version for r in oldest_first],
+        [r.eval_mcc for r in oldest_first],
+        [r.training_mcc for r in oldest_first],
+        champion=champion,
+    ),
+    key="models_mcc_chart",
+)
+
+st.subheader("MCC per condition")
+matrix = insights.condition_matrix()
+if not matrix.columns:
+    st.info("No condition cells yet: run `roadwork evaluate VERSION --replay N` to measure MCC per condition.",
+            icon=":material/info:")
+else:
+    st.plotly_chart(
+        insight_charts.condition_heatmap(matrix.rows, matrix.columns, matrix.mcc, matrix.n, matrix.ci_low,
+                                         matrix.ci_high, reference_row=matrix.champion_row),
+        key="models_condition_heatmap",
+    )
+    partial = matrix.total_versions > len(matrix.rows)
+    shown = f"the newest {len(matrix.rows)} of {matrix.total_versions} versions" if partial else "every version"
+    reference = ("colored by the difference to the champion (★; blank where the champion has no such cell)"
+                 if matrix.champion_row is not None else "colored by MCC (no champion to compare with)")
+    st.caption(f"Cells of each version's latest replay evaluation (else its latest validation); {shown}, "
+               f"newest first, {reference}. Hover for n and the confidence interval.")
+
+st.subheader("Version details")
+by_id = {r.id: r for r in rows}
+default_id = next((r.id for r in rows if r.is_champion), rows[0].id)
+selected_id = st.selectbox(
+    "Version",
+    options=list(by_id),
+    index=list(by_id).index(default_id),
+    format_func=lambda i: by_id[i].label + ("  (champion)" if by_id[i].is_champion else ""),
+    key="models_selected_version",
+)
+selected = by_id[selected_id]
+st.caption(
+    f"Created by {selected.created_by}; code revision {selected.code_revision or '-'}; "
+    f"parent {selected.parent or '-'}."
+)
+
+detail = insights.version_detail(selected.id)  # its latest replay evaluation, else its latest of any kind
+if detail.evaluation_id is None:
+    st.caption("No evaluation of this version yet.")
+else:
+    cells = services.condition_cells(detail.evaluation_id)
+    if not cells:
+        st.caption(f"Its latest {detail.evaluation_kind} evaluation has no condition cells.")
+    else:
+        left, right = st.columns([3, 2])
+        left.plotly_chart(
+            charts.condition_mcc(
+                [f"{c.condition}={c.value}" for c in cells],
+                [c.mcc for c in cells],
+                [c.mcc_ci_low for c in cells],
+                [c.mcc_ci_high for c in cells],
+                [c.n for c in cells],
+            ),
+            key="models_condition_chart",
+        )
+        right.dataframe(
+            [
+                {
+                    "condition": c.condition,
+                    "value": c.value,
+                    "n": c.n,
+                    "MCC": c.mcc,
+                    "accuracy": c.accuracy,
+                    "MCC CI": "" if c.mcc_ci_low is None else f"[{c.mcc_ci_low:.2f}, {c.mcc_ci_high:.2f}]",
+                }
+                for c in cells
+            ],
+            hide_index=True,
+            width="stretch",
+            key="models_condition_cells",
+            column_config={
+                "MCC": st.column_config.NumberColumn(format="%.3f"),
+                "accuracy": st.column_config.NumberColumn(format="percent"),
+            },
+        )
+
+st.markdown("#### Replay evaluation")
+if detail.evaluation_id is None:
+    st.info("No evaluation of this version yet: run `roadwork evaluate VERSION --replay N`.", icon=":material/info:")
+else:
+    st.caption(
+        f"Latest {detail.evaluation_kind} evaluation #{detail.evaluation_id} ({detail.dataset}), n={detail.n}, "
+        f"at {detail.evaluated_at:%Y-%m-%d %H:%M}."
+        + ("" if detail.evaluation_kind == "replay" else " No replay evaluation: run `roadwork evaluate VERSION --replay N`.")
+    )
+    v1, v2, v3, v4 = st.columns(4)
+    ci = "" if detail.mcc_ci_low is None else f"95% CI [{detail.mcc_ci_low:.3f}, {detail.mcc_ci_high:.3f}]"
+    v1.metric("MCC", f"{detail.mcc:.3f}", help=f"Of the answers sent (after calibration). {ci}".strip())
+    score = detail.validator_score
+    v2.metric("Validator score (final)", "-" if "final_score" not in score else f"{score['final_score']:.3f}",
+              help="The validator's running score after this stream of challenges (EMA of rewards).")
+    final = detail.expected_reward.get("final_score") or {}
+    v3.metric("Expected score", "-" if "mean" not in final else f"{final['mean']:.3f}",
+              help="Mean final score over random orderings of the same answers.")
+    reward = detail.expected_reward.get("mean_reward") or {}
+    v4.metric("Expected mean reward", "-" if "mean" not in reward else f"{reward['mean']:.3f}")
+    notes = [ci] if ci else []
+    notes += [f"expected {name.replace('_', ' ')} 95% CI [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
+              for name, v in (("final_score", final), ("mean_reward", reward)) if "ci_low" in v]
+    if notes:
+        st.caption("; ".join(notes) + ".")
+
+    left, right = st.columns(2)
+    with left:
+        if detail.sweep is None:
+            st.caption("No threshold sweep stored with this evaluation.")
+        else:
+            st.plotly_chart(
+                insight_charts.threshold_sweep(detail.sweep.thresholds, detail.sweep.mcc,
+                                               best_threshold=detail.sweep.best_threshold,
+                                               best_mcc=detail.sweep.best_mcc,
+                                               calibrated_threshold=detail.calibration_threshold),
+                key="models_sweep_chart",
+            )
+    with right:
+        if detail.calibration_threshold is None:
+            st.caption("No calibration stored with this evaluation.")
+        else:
+            st.plotly_chart(insight_charts.calibration_curve(detail.calibration_threshold),
+                            key="models_calibration_chart")
+    if detail.before_after:
+        st.dataframe(
+            [{"metric": r["metric"], "before calibration": r["before"], "after calibration": r["after"]}
+             for r in detail.before_after],
+            hide_index=True, key="models_before_after",
+            column_config={"before calibration": st.column_config.NumberColumn(format="%.3f"),
+                           "after calibration": st.column_config.NumberColumn(format="%.3f")},
+        )
+    if detail.tta:
+        st.markdown("**Test-time augmentation** (each variant against none, on the same replay)")
+        st.dataframe(list(detail.tta), hide_index=True, width="stretch", key="models_tta")
+if detail.ablation:
+    st.markdown("**Ablation**")
+    st.dataframe(list(detail.ablation), hide_index=True, width="stretch", key="models_ablation")
+
+st.markdown("#### Lineage")
+if len(detail.lineage) <= 1:
+    st.caption("No parent: this version was trained from scratch.")
+st.dataframe(
+    [
+        {
+            "generation": "this version" if r.depth == 0 else ("parent" if r.depth == 1 else f"ancestor -{r.depth}"),
+            "lineage version": r.label,
+            "created": r.created_at,
+            "MCC": r.mcc,
+            "MCC from": r.mcc_kind or "",
+            "training MCC": r.training_mcc,
+            "data fingerprint": r.data_fingerprint or "",
+            "code revision": r.code_revision or "",
+            "hard negatives": r.hard_negative_set or "",
+        }
+        for r in detail.lineage
+    ],
+    hide_index=True,
+    width="stretch",
+    key="models_lineage",
+    column_config={
+        "created": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "MCC": st.column_config.NumberColumn(format="%.3f"),
+        "training MCC": st.column_config.NumberColumn(format="%.3f"),
+    },
+)
+st.caption(f"The version and up to {insights.LINEAGE_DEPTH} ancestors, parent first.")
+
+with st.expander("Training config (JSON)", expanded=False, key="models_config_expander"):
+    st.code(json.dumps(selected.config, indent=2, sort_keys=True, default=str), language="json")
