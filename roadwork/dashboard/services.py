@@ -415,3 +415,57 @@ def request_rollback(to_version_id: int, reason: str, actor: str | None = None) 
         )
     clear_caches()
     return command.id
+
+
+# --- candidates waiting for an operator ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    version_id: int
+    label: str
+    gated_at: dt.datetime | None  # local
+    reasons: list[str]
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _candidates(url: str) -> list[Candidate]:
+    from roadwork.platform.gate import latest_gate_event, pending_candidates
+
+    with read_session(_engine_for(url)) as session:
+        out = []
+        for version in pending_candidates(session):
+            event = latest_gate_event(session, version.id)
+            details = (event.details or {}) if event else {}
+            out.append(Candidate(version.id, version.label, local(event.created_at) if event else None,
+                                 list(details.get("reasons", []))))
+        return out
+
+
+def candidates() -> list[Candidate]:
+    """Versions that passed the gate and wait for an operator (gate policy manual), newest first."""
+    return _candidates(db_url())
+
+
+def request_candidate_decision(kind: str, version_id: int, reason: str, actor: str | None = None) -> int:
+    """Ask the scheduler to approve (deploy) or reject a gated candidate; returns the command id.
+
+    Operators only; a reason is required (it goes with the deploy or the rejection)."""
+    if kind not in ("approve", "reject"):
+        raise RequestError(f"unknown decision {kind!r}")
+    actor = actor or current_actor()
+    _require_operator(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise RequestError(f"A reason is required to {kind} a candidate.")
+    with write_session(engine()) as session:
+        try:
+            version = repo.get_version(session, int(version_id))
+        except repo.NotFoundError as exc:
+            raise RequestError(str(exc)) from exc
+        command = repo.submit_command(session, kind=kind, payload={"version": version.id}, requested_by=actor,
+                                      reason=reason)
+        repo.add_audit(session, actor=actor, action=f"{kind}_requested", target=version.label, reason=reason,
+                       details={"command_id": command.id})
+    clear_caches()
+    return command.id

@@ -179,3 +179,26 @@ def test_next_fire_times_preview_in_utc() -> None:
     times = next_fire_times("30 2 * * *", 3, after=dt.datetime(2026, 3, 28, tzinfo=dt.UTC))
     assert [t.isoformat() for t in times] == [
         "2026-03-28T02:30:00+00:00", "2026-03-29T02:30:00+00:00", "2026-03-30T02:30:00+00:00"]
+
+
+def test_approve_and_reject_commands_decide_gated_candidates(engine, settings, service, tiny_checkpoint) -> None:
+    versions = [registry.register_version(engine, settings, tiny_checkpoint.checkpoint_dir, config={}, metrics={},
+                                          data_fingerprint=None, parent_id=None) for _ in range(3)]
+    registry.deploy(engine, settings, versions[0].id, actor="t")
+    with write_session(engine) as s:
+        for v in versions[1:]:
+            repo.add_audit(s, actor="scheduler", action="gate_passed", target=v.label, details={"passed": True})
+    ungated = _submit(engine, "approve", {"version": versions[0].id}, reason="x")
+    approve = _submit(engine, "approve", {"version": versions[1].id}, reason="looks right")
+    reject = _submit(engine, "reject", {"version": versions[2].id}, reason="worse at night")
+    service.apply_pending_commands()
+    with read_session(engine) as s:
+        assert repo.get_command(s, ungated).status == "failed"
+        assert repo.get_command(s, approve).status == "applied"
+        assert repo.get_command(s, reject).status == "applied"
+        assert repo.alias_holder(s).id == versions[1].id
+        event = repo.alias_history(s)[0]
+        from roadwork.platform.gate import pending_candidates
+
+        assert pending_candidates(s) == []
+    assert event.reason == "looks right" and event.gate_result["approved_by"] == "test"

@@ -41,6 +41,33 @@ else:
     )
     st.caption(f"Newest first. Times in local time, {services.local_tz_name()}.")
 
+st.subheader("Candidates waiting for approval")
+waiting = services.candidates()
+if not waiting:
+    st.caption("None: every gated candidate was deployed or rejected (with gate policy `auto`, passing "
+               "candidates deploy at once).")
+for cand in waiting:
+    with st.container(border=True):
+        st.markdown(f"**{cand.label}** passed the gate"
+                    + (f" on {cand.gated_at:%Y-%m-%d %H:%M}" if cand.gated_at else ""))
+        for line in cand.reasons:
+            st.caption(line)
+        if auth.is_operator():
+            with st.form(f"decide_{cand.version_id}", clear_on_submit=False):
+                why = st.text_input("Reason (required)", key=f"decide_reason_{cand.version_id}")
+                c1, c2 = st.columns(2)
+                approve = c1.form_submit_button("Approve and deploy", type="primary",
+                                                key=f"decide_approve_{cand.version_id}")
+                reject = c2.form_submit_button("Reject", key=f"decide_reject_{cand.version_id}")
+            if approve or reject:
+                try:
+                    cid = services.request_candidate_decision("approve" if approve else "reject", cand.version_id, why)
+                except services.RequestError as exc:
+                    st.error(str(exc), icon=":material/error:")
+                else:
+                    st.success(f"{'Approval' if approve else 'Rejection'} requested (command #{cid}); "
+                               "the scheduler applies it.")
+
 st.subheader("Roll back")
 choices = services.rollback_choices()
 if choices.champion_id is None:
