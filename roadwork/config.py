@@ -61,13 +61,13 @@ class SchedulerSettings(_Section):
     @field_validator("crons")
     @classmethod
     def _valid_crons(cls, value: dict[str, str]) -> dict[str, str]:
-        from apscheduler.triggers.cron import CronTrigger
+        from roadwork.platform.scheduler import cron_trigger
 
         for job, expr in value.items():
             try:
-                CronTrigger.from_crontab(expr)
+                cron_trigger(expr)
             except ValueError as exc:
-                raise ValueError(f"{job}: invalid cron {expr!r}: {exc}") from exc
+                raise ValueError(f"{job}: {exc}") from exc
         return {**DEFAULT_CRONS, **value}
 
     @field_validator("timeouts_s")

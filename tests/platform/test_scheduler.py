@@ -202,3 +202,13 @@ def test_approve_and_reject_commands_decide_gated_candidates(engine, settings, s
 
         assert pending_candidates(s) == []
     assert event.reason == "looks right" and event.gate_result["approved_by"] == "test"
+
+
+@pytest.mark.parametrize(
+    ("expr", "weekdays"),
+    [("0 3 * * 1", {"Mon"}), ("0 3 * * 0", {"Sun"}), ("0 3 * * 7", {"Sun"}), ("0 3 * * 1-5", {"Mon", "Tue", "Wed",
+     "Thu", "Fri"}), ("0 3 * * sat,sun", {"Sat", "Sun"}), ("0 3 * * 0-6/3", {"Sun", "Wed", "Sat"})],
+)
+def test_cron_weekdays_follow_crontab_numbering(expr: str, weekdays: set[str]) -> None:
+    fires = next_fire_times(expr, 14, after=dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    assert {t.strftime("%a") for t in fires} == weekdays
