@@ -28,7 +28,7 @@ from roadwork.db import repo
 from roadwork.db.engine import read_session
 from roadwork.platform.jobstore import stored_jobs
 from roadwork.platform.model_age import champion_age
-from roadwork.platform.standings import derive_standing, history_for, latest_snapshot, trend
+from roadwork.platform.standings import MinerRow, TrendPoint, derive_standing, history_for, latest_snapshot
 
 CACHE_TTL_S = services.CACHE_TTL_S
 TREND_POINTS = 96
@@ -94,6 +94,30 @@ def _no_standings(source: str) -> str:
     return f"No standings yet: the leaderboard job has not polled `{source}` yet."
 
 
+def standing_trends(session: Session, uids: Iterable[int], n: int = TREND_POINTS) -> dict[int, list[TrendPoint]]:
+    """`standings.trend(session, uid, n)` of each uid (oldest first), from one read of the last `n` good snapshots.
+
+    Only the columns a standing needs are read, as tuples: `trend` loads every row of those snapshots as an ORM
+    row with its JSON, for each uid again (96 snapshots x 250 miners took about a second per uid)."""
+    s, r = m.LeaderboardSnapshot, m.LeaderboardRow
+    snaps = session.execute(select(s.id, s.taken_at, s.block).where(s.stale.is_(False))
+                            .order_by(s.taken_at.desc(), s.id.desc()).limit(n)).all()
+    rows: dict[int, list[MinerRow]] = defaultdict(list)
+    if snaps:
+        query = (select(r.snapshot_id, r.uid, r.hotkey, r.incentive, r.emission, r.trust, r.validator_permit)
+                 .where(r.snapshot_id.in_([snap.id for snap in snaps])).order_by(r.snapshot_id, r.uid))
+        for row in session.execute(query):
+            rows[row.snapshot_id].append(MinerRow(uid=row.uid, hotkey=row.hotkey, incentive=row.incentive,
+                                                  emission=row.emission, trust=row.trust,
+                                                  validator_permit=row.validator_permit))
+    out = {}
+    for uid in uids:
+        at = [(snap, derive_standing(rows.get(snap.id, []), uid)) for snap in reversed(snaps)]
+        out[uid] = [TrendPoint(snap.id, snap.taken_at, snap.block, std.incentive, std.emission, std.rank, std.miners)
+                    for snap, std in at]
+    return out
+
+
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _standings(url: str, uid: int | None, source: str) -> Standings:
     with read_session(services.engine()) as session:
@@ -101,7 +125,7 @@ def _standings(url: str, uid: int | None, source: str) -> Standings:
         if newest is None:
             return Standings(uid, source, empty=_no_standings(source))
         good = newest if not newest.stale else latest_snapshot(session)
-        points = trend(session, uid, TREND_POINTS) if good is not None and uid is not None else []
+        points = standing_trends(session, [uid])[uid] if good is not None and uid is not None else []
         history = history_for(session, uid, limit=2) if len(points) >= 2 else []
     stale = {"stale": newest.stale, "stale_at": services.local(newest.taken_at) if newest.stale else None,
              "stale_error": newest.error if newest.stale else None}

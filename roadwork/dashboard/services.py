@@ -145,7 +145,7 @@ def _champion_summary(session, now: dt.datetime) -> ChampionSummary | None:  # n
             break
         since = event.created_at
     since = since or holder.created_at
-    evaluation = repo.latest_evaluations(session, kind="validation").get(holder.id)
+    evaluation = repo.latest_evaluation(session, holder.id, kind="validation")
     return ChampionSummary(
         version_id=holder.id,
         label=holder.label,
@@ -182,8 +182,8 @@ def _overview(url: str) -> Overview:
         runs = [_job_run_row(r) for r in repo.list_job_runs(session, limit=JOB_RUNS_SHOWN)]
         return Overview(
             champion=_champion_summary(session, utcnow()),
-            n_versions=len(repo.list_versions(session)),
-            n_alias_moves=len(repo.alias_history(session, repo.CHAMPION)),
+            n_versions=repo.count_versions(session),
+            n_alias_moves=repo.count_alias_moves(session, repo.CHAMPION),
             n_pending_commands=len(repo.pending_commands(session)),
             n_failed_runs=sum(r.status == "failed" for r in runs),
             job_runs=runs,
@@ -230,7 +230,7 @@ def _versions(url: str) -> list[VersionRow]:
     with read_session(_engine_for(url)) as session:
         versions = repo.list_versions(session)
         by_id = {v.id: v for v in versions}
-        latest = repo.latest_evaluations(session)
+        latest = repo.latest_evaluation_summaries(session)  # the metrics JSON (sweeps) is not needed here
         holder = repo.alias_holder(session, repo.CHAMPION)
     rows = []
     for v in versions:
@@ -332,7 +332,7 @@ def _rollback_choices(url: str) -> RollbackChoices:
     with read_session(_engine_for(url)) as session:
         holder = repo.alias_holder(session, repo.CHAMPION)
         history = repo.alias_history(session, repo.CHAMPION, limit=1)
-        versions = repo.list_versions(session)
+        versions = repo.list_version_heads(session)  # labels only: no config or metrics JSON
     champion_id = holder.id if holder else None
     ordered = sorted(versions, key=lambda v: (_semver_key(v.version), v.id), reverse=True)
     options = {v.id: v.label for v in ordered if v.id != champion_id}

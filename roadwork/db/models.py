@@ -98,7 +98,10 @@ class Evaluation(Base):
     """One evaluation of a version on a dataset (validation split or a challenge replay)."""
 
     __tablename__ = "evaluations"
-    __table_args__ = (Index("ix_evaluations_version_time", "version_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_evaluations_version_time", "version_id", "created_at"),
+        Index("ix_evaluations_version_kind", "version_id", "kind"),  # the newest evaluation of a kind per version
+    )
 
     id: Mapped[IntPK]
     version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
@@ -330,7 +333,10 @@ class AuditEvent(Base):
     """Who did what, when and why; also the event feed (promotions, failures, alerts)."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_time", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_events_time", "created_at"),
+        Index("ix_audit_events_action_time", "action", "created_at"),  # feeds by action: failures, alerts, gates
+    )
 
     id: Mapped[IntPK]
     actor: Mapped[Str255]

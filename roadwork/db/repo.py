@@ -103,6 +103,31 @@ def list_versions(session: Session, limit: int | None = None) -> list[Version]:
     return [_entity(Version, r) for r in session.scalars(query)]
 
 
+def count_versions(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(m.ModelVersion))
+
+
+@dataclass(frozen=True)
+class VersionHead:
+    """A version without its config and metrics: enough to list or label it."""
+
+    id: int
+    name: str
+    version: str
+    created_at: dt.datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.version}"
+
+
+def list_version_heads(session: Session) -> list[VersionHead]:
+    """Every version's id, name, version and creation time, newest id first (no JSON is read)."""
+    v = m.ModelVersion
+    query = select(v.id, v.name, v.version, v.created_at).order_by(v.id.desc())
+    return [VersionHead(*row) for row in session.execute(query)]
+
+
 def versions_by_id(session: Session, ids: set[int]) -> dict[int, Version]:
     if not ids:
         return {}
@@ -173,6 +198,10 @@ def alias_history(session: Session, alias: str | None = CHAMPION, limit: int | N
     return [_entity(AliasEvent, r) for r in session.scalars(query)]
 
 
+def count_alias_moves(session: Session, alias: str = CHAMPION) -> int:
+    return session.scalar(select(func.count()).select_from(m.AliasEvent).where(m.AliasEvent.alias == alias))
+
+
 def alias_at(session: Session, when: dt.datetime, alias: str = CHAMPION) -> Version | None:
     """The version that held `alias` at time `when` (UTC), or None if it was not set yet."""
     event = session.scalars(
@@ -241,13 +270,45 @@ def add_evaluation(
     return _entity(Evaluation, row)
 
 
+def _newest_evaluation_ids(kind: str | None):  # noqa: ANN202 - a scalar subquery of evaluation ids
+    newest = select(func.max(m.Evaluation.id)).group_by(m.Evaluation.version_id)
+    return newest if kind is None else newest.where(m.Evaluation.kind == kind)
+
+
 def latest_evaluations(session: Session, kind: str | None = None) -> dict[int, Evaluation]:
     """The newest evaluation of each version (optionally of one kind), keyed by version id."""
-    newest = select(func.max(m.Evaluation.id)).group_by(m.Evaluation.version_id)
-    if kind is not None:
-        newest = newest.where(m.Evaluation.kind == kind)
-    rows = session.scalars(select(m.Evaluation).where(m.Evaluation.id.in_(newest)))
+    rows = session.scalars(select(m.Evaluation).where(m.Evaluation.id.in_(_newest_evaluation_ids(kind))))
     return {r.version_id: _entity(Evaluation, r) for r in rows}
+
+
+@dataclass(frozen=True)
+class EvaluationSummary:
+    """An evaluation's headline numbers, without its metrics JSON (which holds sweeps and can be large)."""
+
+    id: int
+    version_id: int
+    kind: str
+    n: int
+    mcc: float
+    accuracy: float
+    created_at: dt.datetime
+
+
+def latest_evaluation_summaries(session: Session, kind: str | None = None) -> dict[int, EvaluationSummary]:
+    """`latest_evaluations` without the metrics: the newest evaluation of each version, keyed by version id."""
+    e = m.Evaluation
+    query = select(e.id, e.version_id, e.kind, e.n, e.mcc, e.accuracy, e.created_at).where(
+        e.id.in_(_newest_evaluation_ids(kind)))
+    return {row.version_id: EvaluationSummary(*row) for row in session.execute(query)}
+
+
+def latest_evaluation(session: Session, version_id: int, kind: str | None = None) -> Evaluation | None:
+    """The newest evaluation of one version (optionally of one kind): `latest_evaluations(...).get(version_id)`."""
+    query = select(m.Evaluation).where(m.Evaluation.version_id == version_id)
+    if kind is not None:
+        query = query.where(m.Evaluation.kind == kind)
+    row = session.scalars(query.order_by(m.Evaluation.id.desc()).limit(1)).first()
+    return None if row is None else _entity(Evaluation, row)
 
 
 def evaluations_of(session: Session, version_id: int) -> list[Evaluation]:

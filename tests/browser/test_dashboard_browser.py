@@ -41,6 +41,9 @@ MUTATING_BUTTONS = re.compile(
     re.IGNORECASE,
 )
 RENDER_TIMEOUT_MS = 60_000
+_CONTENT_HEIGHT_JS = """() => Math.max(document.documentElement.scrollHeight,
+    ...[...document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]')]
+        .map(e => e.scrollHeight))"""
 
 
 def _require_browser() -> None:
@@ -176,9 +179,19 @@ def _settled(page, title: str) -> None:  # noqa: ANN001 - playwright Page
 
 
 def _shot(page, role: str, title: str) -> Path:  # noqa: ANN001
+    """A screenshot of the whole page: Streamlit scrolls inside its main container, not the document, so the
+    viewport is stretched to the content's height for the picture (and restored after)."""
     name = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
     path = SCREENSHOTS / f"{role}-{name}.png"
+    viewport = page.viewport_size
+    height = page.evaluate(_CONTENT_HEIGHT_JS)
+    if height > viewport["height"]:
+        page.set_viewport_size({"width": viewport["width"], "height": min(height, 8000)})
+        page.wait_for_timeout(500)
+        _settled(page, title)
     page.screenshot(path=str(path), full_page=True)
+    if height > viewport["height"]:
+        page.set_viewport_size(viewport)
     return path
 
 
@@ -192,9 +205,7 @@ def _sign_in(page, login: tuple[str, str]) -> None:  # noqa: ANN001
 
 
 def _nav_titles(page) -> list[str]:  # noqa: ANN001
-    links = page.locator('[data-testid="stSidebarNav"] a')
-    print("NAV", [link.evaluate("e => e.outerHTML") for link in links.all()][:2], links.all_inner_texts())
-    return links.all_inner_texts()
+    return [label.get_attribute("label") for label in page.locator('[data-testid="stSidebarNav"] a span[label]').all()]
 
 
 def _open(page, title: str) -> None:  # noqa: ANN001
@@ -270,10 +281,11 @@ def test_operator_approves_and_rolls_back_viewer_changes_nothing(running: dict) 
             _open(page, "Overview")
             time.sleep(5.5)  # the dashboard caches registry reads for 5 s
             _open(page, "Deployments")
-            form = page.locator(".st-key-rollback_target")
-            form.locator('[data-baseweb="select"]').click()
-            page.get_by_role("option", name="roadwork-ops:0.1.0").click()
-            assert "roadwork-ops:0.1.0" in form.inner_text()
+            target = page.get_by_role("combobox", name="Roll the champion back to")
+            assert target.input_value() == "roadwork-ops:0.2.0"  # the previous holder is the default
+            target.click()
+            page.get_by_role("option", name="roadwork-ops:0.1.0", exact=True).click()
+            assert target.input_value() == "roadwork-ops:0.1.0"
             page.locator(".st-key-rollback_reason input").fill(ROLLBACK_REASON)
             page.get_by_role("button", name="Request rollback").click()
             page.get_by_text("Rollback requested (command #").wait_for()
@@ -321,6 +333,9 @@ def test_operator_approves_and_rolls_back_viewer_changes_nothing(running: dict) 
                 assert not mutating, f"{title}: a viewer sees {mutating}"
                 assert page.locator('[data-testid="stFormSubmitButton"]').count() == 0, title
                 _shot(page, "viewer", title)
+        except Exception:
+            page.screenshot(path=str(SCREENSHOTS / "failure.png"), full_page=True)  # what the browser showed
+            raise
         finally:
             browser.close()
     print(f"browser part took {time.monotonic() - started:.1f} s")

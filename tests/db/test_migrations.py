@@ -20,10 +20,10 @@ def test_upgrade_from_empty_creates_the_whole_schema(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert current_revision(engine) is None
     migrate(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     assert EXPECTED_TABLES <= set(inspect(engine).get_table_names())
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:
