@@ -112,7 +112,6 @@ def bench_size(size: str, device: torch.device, repeats: int) -> dict:
     out["bf16_vs_fp32_train_speedup"] = round(out["train_b32_bf16_images_per_s"] / out["train_b32_fp32_images_per_s"], 2)
     out["bf16_vs_fp32_infer_b32_speedup"] = round(
         out["infer_b32_fp32_ms_per_image"] / out["infer_b32_bf16_ms_per_image"], 2)
-    del model, opt
     return out
 
 
