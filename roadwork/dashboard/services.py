@@ -442,6 +442,11 @@ def _candidates(url: str) -> list[Candidate]:
         return out
 
 
+def gate_policy() -> str:
+    """`auto` or `manual` (settings `gate.policy`)."""
+    return load_settings().gate.policy
+
+
 def candidates() -> list[Candidate]:
     """Versions that passed the gate and wait for an operator (gate policy manual), newest first."""
     return _candidates(db_url())

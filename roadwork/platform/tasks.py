@@ -105,14 +105,17 @@ def train_task(config: str = "") -> dict[str, Any]:
 
 def approve_candidate(engine: Engine, settings: Settings, ref: str | int, *, actor: str, reason: str) -> str:
     """An operator's approval: deploy a candidate whose latest gate decision passed (with that decision)."""
-    from roadwork.platform.gate import latest_gate_event
+    from roadwork.platform.gate import latest_gate_event, pending_candidates
 
     with read_session(engine) as session:
         event = latest_gate_event(session, ref)
-        label = repo.get_version(session, ref).label
+        version = repo.get_version(session, ref)
+        waiting = {v.id for v in pending_candidates(session)}
     if event is None or event.action != "gate_passed":
-        raise ValueError(f"{label} has not passed the gate; only gated candidates are approved "
+        raise ValueError(f"{version.label} has not passed the gate; only gated candidates are approved "
                          "(an operator can still `roadwork deploy` it directly)")
+    if version.id not in waiting:  # deployed or rejected since the gate: a second or late approve does nothing
+        raise ValueError(f"{version.label} is no longer waiting for approval (already deployed or rejected)")
     deployed = deploy_candidate(engine, settings, ref, actor=actor, reason=reason or "approved",
                                 gate_result=(event.details or {}) | {"approved_by": actor})
     return f"{deployed['version']} approved and deployed"

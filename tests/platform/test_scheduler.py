@@ -203,6 +203,15 @@ def test_approve_and_reject_commands_decide_gated_candidates(engine, settings, s
         assert pending_candidates(s) == []
     assert event.reason == "looks right" and event.gate_result["approved_by"] == "test"
 
+    # A second approve, and an approve of the rejected candidate, change nothing.
+    again = _submit(engine, "approve", {"version": versions[1].id}, reason="double click")
+    late = _submit(engine, "approve", {"version": versions[2].id}, reason="changed my mind")
+    service.apply_pending_commands()
+    with read_session(engine) as s:
+        assert "no longer waiting" in repo.get_command(s, again).outcome
+        assert "no longer waiting" in repo.get_command(s, late).outcome
+        assert repo.alias_holder(s).id == versions[1].id and len(repo.alias_history(s)) == 2
+
 
 @pytest.mark.parametrize(
     ("expr", "weekdays"),

@@ -44,8 +44,9 @@ else:
 st.subheader("Candidates waiting for approval")
 waiting = services.candidates()
 if not waiting:
-    st.caption("None: every gated candidate was deployed or rejected (with gate policy `auto`, passing "
-               "candidates deploy at once).")
+    policy = services.gate_policy()
+    st.caption("None waiting." + (" Gate policy `auto`: candidates that pass deploy at once." if policy == "auto"
+                                  else " Gate policy `manual`: candidates that pass wait here for an operator."))
 for cand in waiting:
     with st.container(border=True):
         st.markdown(f"**{cand.label}** passed the gate"
