@@ -81,6 +81,17 @@ def data_splits(settings: Settings, config: TrainConfig, data_path: Path | None)
     return DataSplits(path, train, val, data_fingerprint(records), report)
 
 
+def load_for_evaluation(
+    engine: Engine, settings: Settings, ref: str | int, data_path: Path | None
+) -> tuple[repo.Version, Predictor, DataSplits]:
+    """A registered version, its verified predictor, and its data split as its own config splits it."""
+    with read_session(engine) as session:
+        version = repo.get_version(session, ref)
+    ckpt = checkout(settings, version)
+    config = parse_config(read_meta(ckpt)["train_config"])
+    return version, Predictor.load(ckpt), data_splits(settings, config, data_path)
+
+
 def evaluate_version(
     engine: Engine,
     settings: Settings,
@@ -90,12 +101,7 @@ def evaluate_version(
     job_run_id: int | None = None,
 ) -> repo.Evaluation:
     """Run version `ref` on the validation split of `data_path` (default: its own training data); store it."""
-    with read_session(engine) as session:
-        version = repo.get_version(session, ref)
-    ckpt = checkout(settings, version)
-    predictor = Predictor.load(ckpt)
-    config = parse_config(read_meta(ckpt)["train_config"])
-    data = data_splits(settings, config, data_path)
+    version, predictor, data = load_for_evaluation(engine, settings, ref, data_path)
     path, val, fingerprint, report = data.path, data.val, data.fingerprint, data.report
     labels = np.array([r.label for r in val], dtype=np.int64)
     raw = predictor.raw_probs([decode_image(r.image_bytes) for r in val])

@@ -20,14 +20,12 @@ from sqlalchemy import Engine
 
 from roadwork.config import Settings
 from roadwork.db import repo
-from roadwork.db.engine import read_session, write_session
+from roadwork.db.engine import write_session
 from roadwork.platform.challenge import Challenge, ReplayStats, build_replay, decode_jpeg
-from roadwork.platform.evaluation import condition_cells, data_splits
-from roadwork.platform.registry import checkout, store
+from roadwork.platform.evaluation import condition_cells, load_for_evaluation
+from roadwork.platform.registry import store
 from roadwork.platform.scoring import expected_reward, summarize
 from roadwork.trainer.calibration import fit_calibration
-from roadwork.trainer.checkpoint import read_meta
-from roadwork.trainer.config import parse_config
 from roadwork.trainer.data import Record, decode_image
 from roadwork.trainer.metrics import binary_metrics, bootstrap_mcc_ci, roc_auc, threshold, threshold_sweep
 from roadwork.trainer.predict import Predictor, to_pixels
@@ -135,12 +133,7 @@ def evaluate_replay(
     With `tta`, every test-time-augmentation variant is also measured on the replay against no TTA."""
     if n < 2:
         raise ValueError(f"a replay needs at least 2 challenges, got {n}")
-    with read_session(engine) as session:
-        version = repo.get_version(session, ref)
-    ckpt = checkout(settings, version)
-    predictor = Predictor.load(ckpt)
-    config = parse_config(read_meta(ckpt)["train_config"])
-    data = data_splits(settings, config, data_path)
+    version, predictor, data = load_for_evaluation(engine, settings, ref, data_path)
     path, val, fingerprint = data.path, data.val, data.fingerprint
     run = run_replay(predictor, val, n, seed, flips=flips, progress=progress, keep_images=tta)
     metrics = replay_metrics(run, predictor, seed)
