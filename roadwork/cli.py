@@ -6,7 +6,6 @@ import dataclasses
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -802,7 +801,9 @@ def dashboard(
            "--server.address", settings.dashboard_address,
            "--server.headless", "true", "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     out.print(f"dashboard on http://{settings.dashboard_address}:{port or settings.dashboard_port}")
-    raise typer.Exit(subprocess.call(cmd))
+    sys.stdout.flush()
+    # Become the Streamlit server (no child left behind when this process is stopped or killed).
+    os.execv(sys.executable, cmd)
 
 
 @app.command()
