@@ -321,7 +321,7 @@ def test_operator_approves_and_rolls_back_viewer_changes_nothing(
             time.sleep(CACHE_TTL_S + 0.5)  # the dashboard caches registry reads this long
             _open(page, "Overview")
             _open(page, "Deployments")
-            page.get_by_text("None: every gated candidate was deployed or rejected").wait_for()
+            page.get_by_text("None waiting.").wait_for()
             target = page.get_by_role("combobox", name="Roll the champion back to")
             assert target.input_value() == "roadwork-ops:0.2.0"  # the previous holder
             target.click()
