@@ -364,3 +364,46 @@ def _refuse_change(mapper, connection, target) -> None:  # noqa: ANN001, ARG001 
 for _model in APPEND_ONLY:
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
+
+
+# --- ablation studies ------------------------------------------------------------------------------------------
+
+
+class AblationStudy(Base):
+    """One `roadwork ablate` run: a base config and variants with one component flipped, on the same seeds."""
+
+    __tablename__ = "ablation_studies"
+
+    id: Mapped[IntPK]
+    config_name: Mapped[Str255]
+    config: Mapped[JsonDict]  # the base config as run (data path resolved, epochs overridden)
+    seeds: Mapped[list[int]] = mapped_column(JSON)  # optim.seed of each run, in the order of every row's `mcc`
+    components: Mapped[list[str]] = mapped_column(JSON)  # flipped one at a time, in the order asked
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64))  # known once the first run has read the data
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | finished | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[Str255]
+    created_at: Mapped[UTCTime]
+    finished_at: Mapped[dt.datetime | None]
+
+    rows: Mapped[list[AblationRow]] = relationship(back_populates="study", cascade="all")
+
+
+class AblationRow(Base):
+    """The base (direction "base") or one variant of a study, written when all its seeds have trained."""
+
+    __tablename__ = "ablation_rows"
+
+    id: Mapped[IntPK]
+    study_id: Mapped[int] = mapped_column(ForeignKey("ablation_studies.id", ondelete="CASCADE"), index=True)
+    component: Mapped[Str64]  # a key of trainer.config.COMPONENTS, or "base"
+    direction: Mapped[str] = mapped_column(String(8))  # base | on | off: what the variant did to the component
+    mcc: Mapped[list[float]] = mapped_column(JSON)  # validation MCC per seed, in the study's seed order
+    mean_mcc: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float | None] = mapped_column(Float)  # mean of (variant - base) paired by seed; None for the base
+    ci_low: Mapped[float | None] = mapped_column(Float)  # 95% Student t interval of that delta; None with one seed
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    seconds: Mapped[float] = mapped_column(Float)  # training time, all seeds together
+    created_at: Mapped[UTCTime]
+
+    study: Mapped[AblationStudy] = relationship(back_populates="rows")

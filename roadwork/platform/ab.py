@@ -412,16 +412,15 @@ def _replay_outcome(engine: Engine, settings: Settings, test: m.ABTest, *, seed:
     from roadwork.platform.evaluation import data_splits
     from roadwork.platform.registry import checkout, store
     from roadwork.platform.replay_evaluation import run_replay
-    from roadwork.trainer.checkpoint import read_meta
-    from roadwork.trainer.config import parse_config
+    from roadwork.trainer.checkpoint import checkpoint_config, read_meta
     from roadwork.trainer.predict import Predictor
 
     with read_session(engine) as session:
         va, vb = repo.get_version(session, test.version_a_id), repo.get_version(session, test.version_b_id)
     ckpt_a, ckpt_b = checkout(settings, va), checkout(settings, vb)
     pred_a, pred_b = Predictor.load(ckpt_a), Predictor.load(ckpt_b)
-    config_a = parse_config(read_meta(ckpt_a)["train_config"])
-    config_b = parse_config(read_meta(ckpt_b)["train_config"])
+    config_a = checkpoint_config(read_meta(ckpt_a))
+    config_b = checkpoint_config(read_meta(ckpt_b))
     data = data_splits(settings, config_a, data_path)
     shadow = _Shadow(pred_a, pred_b)
     run = run_replay(shadow, data.val, test.sample_size, seed)

@@ -17,8 +17,8 @@ from roadwork.config import Settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
 from roadwork.platform.registry import checkout
-from roadwork.trainer.checkpoint import read_meta
-from roadwork.trainer.config import TrainConfig, parse_config
+from roadwork.trainer.checkpoint import checkpoint_config, read_meta
+from roadwork.trainer.config import TrainConfig
 from roadwork.trainer.data import ReadReport, Record, decode_image, read_records, split_records
 from roadwork.trainer.metrics import binary_metrics, bootstrap_mcc_ci, threshold
 from roadwork.trainer.predict import Predictor
@@ -88,7 +88,7 @@ def load_for_evaluation(
     with read_session(engine) as session:
         version = repo.get_version(session, ref)
     ckpt = checkout(settings, version)
-    config = parse_config(read_meta(ckpt)["train_config"])
+    config = checkpoint_config(read_meta(ckpt))
     return version, Predictor.load(ckpt), data_splits(settings, config, data_path)
 
 

@@ -184,10 +184,9 @@ def training_data_path(settings: Settings, version: repo.Version) -> Path:
     """The dataset a version was trained on, from its checkpoint's config."""
     from roadwork.platform.evaluation import resolve_data_path
     from roadwork.platform.registry import checkout
-    from roadwork.trainer.checkpoint import read_meta
-    from roadwork.trainer.config import parse_config
+    from roadwork.trainer.checkpoint import checkpoint_config, read_meta
 
-    config = parse_config(read_meta(checkout(settings, version))["train_config"])
+    config = checkpoint_config(read_meta(checkout(settings, version)))
     return resolve_data_path(settings, config.data.path)
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -17,6 +20,8 @@ from roadwork.platform import mining
 from roadwork.platform.evaluation import resolve_data_path
 from roadwork.platform.registry import register_version
 from roadwork.trainer.config import TrainConfig
+from roadwork.trainer.distributed import rank_from_env
+from roadwork.trainer.ensemble import EnsembleResult, train_ensemble
 from roadwork.trainer.train import TrainResult, train
 
 CALIBRATION_REPLAY = 400  # challenges in the replay the calibration is fitted on
@@ -50,6 +55,84 @@ def choose_hard_negatives(
     return chosen, (mining.hard_negative_ids(session, chosen.id) if chosen is not None else [])
 
 
+@dataclass(frozen=True)
+class Run:
+    """A training run's folder, the data it reads, and the lineage it will be registered with."""
+
+    path: Path  # the dataset
+    config: TrainConfig  # as run: data.path is the resolved dataset
+    run_dir: Path  # <home>/runs/<UTC timestamp>
+    champion: repo.Version | None  # the parent of the version it registers
+    hard_set: mining.HardNegativeSetInfo | None
+    hard_ids: list[str]
+
+
+def new_run_dir(settings: Settings) -> Path:
+    """`<home>/runs/<UTC timestamp>`; under torchrun every rank gets the same folder (named by the run id)."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return settings.home / "runs" / f"ddp-{run_id}"
+    return settings.home / "runs" / utcnow().strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def resumable_run(settings: Settings) -> Path:
+    """The newest run folder whose training was interrupted (resumable state, no registered version)."""
+    runs = sorted((settings.home / "runs").glob("*/checkpoint/.resume/state.json"), key=lambda p: p.stat().st_mtime)
+    runs = [p.parents[2] for p in runs if not (p.parents[2] / "version.json").exists()]
+    if not runs:
+        raise FileNotFoundError(f"no interrupted training run to resume under {settings.home / 'runs'}")
+    return runs[-1]
+
+
+def start_run(
+    engine: Engine, settings: Settings, config: TrainConfig, data_path: Path | None,
+    hard_negative_set_id: int | None, use_latest_hard_negatives: bool, log: Callable[[str], None],
+    resume: bool = False,
+) -> Run:
+    """Resolve the data and the hard negatives, and open the run folder (settings.json, config.json)."""
+    path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
+    with read_session(engine) as session:
+        champion = repo.alias_holder(session)
+        hard_set, hard_ids = choose_hard_negatives(session, champion, hard_negative_set_id, use_latest_hard_negatives)
+    # The config as run records the data it actually used.
+    config = config.model_copy(update={"data": config.data.model_copy(update={"path": str(path.resolve())})})
+    run_dir = resumable_run(settings) if resume else new_run_dir(settings)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "settings.json").write_text(json.dumps(settings.public_dict(), indent=2))
+    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    if hard_set is not None:
+        log(f"hard negatives: set {hard_set.id} ({hard_set.name}), {len(hard_ids)} records, "
+            f"oversampled x{settings.mining.oversample}")
+    return Run(path, config, run_dir, champion, hard_set, hard_ids)
+
+
+def calibrate_and_register(
+    engine: Engine, settings: Settings, run: Run, checkpoint_dir: Path, metrics: dict[str, Any], *,
+    data_fingerprint: str, actor: str, log: Callable[[str], None], calibration_replay: int,
+    lineage: dict[str, Any] | None = None,
+) -> repo.Version:
+    """Calibrate the run's checkpoint (`calibration_replay` challenges, 0: none) and register it as a candidate
+    whose parent is the champion; `lineage` adds keys to the version's config."""
+    if calibration_replay:
+        calibration = calibrate_checkpoint(checkpoint_dir, run.config, run.path, calibration_replay)
+        log(f"calibration: best cut {calibration['threshold']:.3f} on a {calibration_replay}-challenge replay "
+            "of the validation split, mapped onto 0.5")
+        metrics = metrics | {"calibration_threshold": calibration["threshold"]}
+    version = register_version(
+        engine,
+        settings,
+        checkpoint_dir,
+        config=run.config.to_dict() | (lineage or {}),
+        metrics=metrics,
+        data_fingerprint=data_fingerprint,
+        parent_id=run.champion.id if run.champion else None,
+        hard_negative_set_id=run.hard_set.id if run.hard_set is not None else None,
+        actor=actor,
+    )
+    (run.run_dir / "version.json").write_text(json.dumps({"id": version.id, "version": version.version}))
+    return version
+
+
 def train_and_register(
     engine: Engine,
     settings: Settings,
@@ -62,7 +145,8 @@ def train_and_register(
     calibration_replay: int = CALIBRATION_REPLAY,
     hard_negative_set_id: int | None = None,
     use_latest_hard_negatives: bool = True,
-) -> tuple[repo.Version, TrainResult]:
+    resume: bool = False,
+) -> tuple[repo.Version | None, TrainResult]:
     """Train, calibrate, store the checkpoint by content, and add a candidate version whose parent is the champion.
 
     The calibration is fitted on a `calibration_replay`-challenge replay of the validation split (0: none), so
@@ -70,40 +154,58 @@ def train_and_register(
 
     Hard negatives: the records of set `hard_negative_set_id` (by default, with `use_latest_hard_negatives`, the
     newest set mined with the current champion) are seen `settings.mining.oversample` times per epoch, and the
-    set is recorded in the version's lineage."""
-    path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
-    with read_session(engine) as session:
-        champion = repo.alias_holder(session)
-        hard_set, hard_ids = choose_hard_negatives(session, champion, hard_negative_set_id, use_latest_hard_negatives)
-    # The config as run records the data it actually used.
-    config = config.model_copy(update={"data": config.data.model_copy(update={"path": str(path.resolve())})})
-    run_dir = settings.home / "runs" / utcnow().strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "settings.json").write_text(json.dumps(settings.public_dict(), indent=2))
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    if hard_set is not None:
-        log(f"hard negatives: set {hard_set.id} ({hard_set.name}), {len(hard_ids)} records, "
-            f"oversampled x{settings.mining.oversample}")
-    result = train(config, path, run_dir / "checkpoint", hard_negative_ids=hard_ids,
-                   oversample=settings.mining.oversample, show_progress=show_progress, log=log)
-    metrics_extra: dict = {}
-    if calibration_replay:
-        calibration = calibrate_checkpoint(result.checkpoint_dir, config, path, calibration_replay)
-        log(f"calibration: best cut {calibration['threshold']:.3f} on a {calibration_replay}-challenge replay "
-            "of the validation split, mapped onto 0.5")
-        metrics_extra["calibration_threshold"] = calibration["threshold"]
-    metrics = result.metrics | metrics_extra | {"n_train": result.n_train, "n_val": result.n_val,
+    set is recorded in the version's lineage. `resume` continues the newest interrupted run. Under torchrun,
+    ranks other than 0 return (None, result)."""
+    run = start_run(engine, settings, config, data_path, hard_negative_set_id, use_latest_hard_negatives, log,
+                    resume=resume)
+    if resume:
+        log(f"resuming {run.run_dir.name}")
+    result = train(run.config, run.path, run.run_dir / "checkpoint", hard_negative_ids=run.hard_ids,
+                   oversample=settings.mining.oversample, resume=resume, show_progress=show_progress, log=log)
+    if rank_from_env()[0] != 0:
+        return None, result  # under torchrun only rank 0 saved a checkpoint; it registers the version
+    metrics = result.metrics | {"n_train": result.n_train, "n_val": result.n_val,
                                 "train_seconds": round(result.seconds, 2), "skipped_rows": result.read_report.skipped}
-    version = register_version(
-        engine,
-        settings,
-        result.checkpoint_dir,
-        config=config.to_dict(),
-        metrics=metrics,
-        data_fingerprint=result.data_fingerprint,
-        parent_id=champion.id if champion else None,
-        hard_negative_set_id=hard_set.id if hard_set is not None else None,
-        actor=actor,
-    )
-    (run_dir / "version.json").write_text(json.dumps({"id": version.id, "version": version.version}))
+    version = calibrate_and_register(engine, settings, run, result.checkpoint_dir, metrics,
+                                     data_fingerprint=result.data_fingerprint, actor=actor, log=log,
+                                     calibration_replay=calibration_replay)
+    return version, result
+
+
+def train_ensemble_and_register(
+    engine: Engine,
+    settings: Settings,
+    config: TrainConfig,
+    members: list[dict[str, Any]],
+    combine: str = "mean",
+    *,
+    data_path: Path | None = None,
+    actor: str = "cli",
+    show_progress: bool = True,
+    log: Callable[[str], None] = print,
+    calibration_replay: int = CALIBRATION_REPLAY,
+    hard_negative_set_id: int | None = None,
+    use_latest_hard_negatives: bool = True,
+) -> tuple[repo.Version, EnsembleResult]:
+    """Train an ensemble (`members`: override dicts of `config`, see `parse_members`), calibrate it and register it
+    as ONE candidate version, as `train_and_register` does for a single model.
+
+    Lineage: the version's config is `config` plus `ensemble` (combine, weights, bias, and each member's name,
+    kind, seed and overrides); its metrics are the ensemble's plus `members` (name, kind, seed, val_mcc, weight)."""
+    run = start_run(engine, settings, config, data_path, hard_negative_set_id, use_latest_hard_negatives, log)
+    result = train_ensemble(run.config, run.path, run.run_dir, members, combine, hard_negative_ids=run.hard_ids,
+                            oversample=settings.mining.oversample, show_progress=show_progress, log=log)
+    lineage = {"ensemble": {
+        "combine": result.combine, "weights": result.weights, "bias": result.bias,
+        "members": [{"name": m.name, "kind": m.kind, "seed": m.seed, "overrides": m.overrides} for m in result.members],
+    }}
+    metrics = result.metrics | {
+        "members": [{"name": m.name, "kind": m.kind, "seed": m.seed, "val_mcc": m.val_mcc, "weight": m.weight}
+                    for m in result.members],
+        "n_train": result.n_train, "n_val": result.n_val, "train_seconds": round(result.seconds, 2),
+        "skipped_rows": result.read_report.skipped,
+    }
+    version = calibrate_and_register(engine, settings, run, result.checkpoint_dir, metrics,
+                                     data_fingerprint=result.data_fingerprint, actor=actor, log=log,
+                                     calibration_replay=calibration_replay, lineage=lineage)
     return version, result

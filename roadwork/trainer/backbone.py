@@ -139,6 +139,9 @@ def tiny_config(cfg: BackboneConfig) -> PretrainedConfig:
             patch_size=cfg.patch_size,
             image_size=cfg.image_size,
             num_register_tokens=cfg.num_register_tokens,
+            # DINOv3's pretraining jitters RoPE (a random rescale per forward in train mode); a random-init model
+            # trained from scratch on small images gains nothing from it, and it makes runs differ by batching.
+            pos_embed_rescale=None,
         )
     if cfg.kind == "dinov2":
         return Dinov2Config(

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from safetensors.torch import load_file, save_file
 
 from roadwork.trainer.config import TrainConfig, parse_config
-from roadwork.trainer.model import RoadworkClassifier, build_model
+from roadwork.trainer.model import backbone_config_dict, build_model
 
 WEIGHTS = "model.safetensors"
 META = "roadwork.json"
@@ -35,7 +36,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def save_checkpoint(
-    out_dir: Path, model: RoadworkClassifier, config: TrainConfig, extra: dict[str, Any] | None = None
+    out_dir: Path, model: nn.Module, config: TrainConfig, extra: dict[str, Any] | None = None
 ) -> Path:
     """Write `model.safetensors` and `roadwork.json` into `out_dir`; returns `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -47,7 +48,7 @@ def save_checkpoint(
     meta = {
         "format": FORMAT,
         "train_config": config.to_dict(),
-        "backbone_config": model.backbone.config.to_dict(),
+        "backbone_config": backbone_config_dict(model),
         **(extra or {}),
     }
     atomic_write_bytes(out_dir / META, json.dumps(meta, indent=2, sort_keys=True).encode())
@@ -64,11 +65,30 @@ def read_meta(ckpt_dir: Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(ckpt_dir: Path, device: str | torch.device = "cpu") -> tuple[RoadworkClassifier, TrainConfig]:
+def checkpoint_config(meta: dict[str, Any], source: str = "") -> TrainConfig:
+    """The training config stored in a checkpoint's JSON. Checkpoints written before the multi-view model
+    existed carry no `model.architecture`: they hold the single-image classifier."""
+    data = json.loads(json.dumps(meta["train_config"]))
+    data.setdefault("model", {}).setdefault("architecture", "single")
+    return parse_config(data, source)
+
+
+def vocab_sizes(meta: dict[str, Any]) -> tuple[int, int, int] | None:
+    """(weather, daytime, scene) table sizes of the metadata vocabulary stored with a checkpoint, if any."""
+    vocab = meta.get("metadata_vocab")
+    return None if vocab is None else tuple(len(vocab[k]) for k in ("weather", "daytime", "scene"))
+
+
+def load_checkpoint(ckpt_dir: Path, device: str | torch.device = "cpu") -> tuple[nn.Module, TrainConfig]:
     """Rebuild the model from `roadwork.json` and load its weights (no network, nothing unpickled)."""
     meta = read_meta(ckpt_dir)
-    config = parse_config(meta["train_config"], str(Path(ckpt_dir) / META))
-    model = build_model(config.model, config.data.image_size, backbone_json=meta["backbone_config"])
+    if meta.get("kind") == "ensemble":
+        from roadwork.trainer.ensemble import load_ensemble  # noqa: PLC0415 (ensemble imports this module)
+
+        return load_ensemble(ckpt_dir, meta, device)
+    config = checkpoint_config(meta, str(Path(ckpt_dir) / META))
+    model = build_model(config.model, config.data.image_size, backbone_json=meta["backbone_config"],
+                        vocab_sizes=vocab_sizes(meta))
     state = load_file(str(Path(ckpt_dir) / WEIGHTS), device=str(device))
     model.load_state_dict(state)
     return model.to(device).eval(), config

@@ -1,14 +1,21 @@
-"""Tolerant reader for roadwork parquet datasets and a torch ``Dataset`` over it.
+"""Tolerant reader for roadwork datasets and a torch ``Dataset`` over it.
 
-The reader accepts the NATIX ``natix-network-org/roadwork`` layout (nested
-``image`` / ``scene_level_tags`` / ``video_info`` struct columns), the same
-data with flattened dotted column names (``image.bytes``,
+:func:`read_records` is the single entry point.  It reads parquet files (here),
+an image folder with a ``metadata.jsonl`` or a Hugging Face ``datasets``
+reference (both in :mod:`roadwork.trainer.sources`); every source goes
+through the same row -> :class:`Record` code (:func:`record_from_row`).
+
+The parquet reader accepts the NATIX ``natix-network-org/roadwork`` layout
+(nested ``image`` / ``scene_level_tags`` / ``video_info`` struct columns), the
+same data with flattened dotted column names (``image.bytes``,
 ``scene_level_tags.daytime``, ...), and a plain binary ``image`` column.
 
 Bad rows never stop a read: they are skipped and counted by reason in a
 :class:`ReadReport` (``zero_byte``, ``missing_image``, ``undecodable``,
-``truncated``, ``unsupported_mode``, ``bad_label``).  Structural problems
-(no such path, no parquet files, no ``image``/``label`` column) are errors.
+``truncated``, ``unsupported_mode``, ``bad_label``; the image-folder reader
+adds ``bad_json``, ``missing_file`` and ``unsafe_path``).  Structural
+problems (no such path, no parquet files, no ``image``/``label`` column) are
+errors.
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ import logging
 import math
 import struct
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,16 +39,18 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 __all__ = [
-    "Record",
-    "ReadReport",
-    "BadImageError",
-    "find_parquet_files",
-    "read_records",
-    "split_records",
-    "decode_image",
-    "ImageDataset",
     "BAD_IMAGE_REASONS",
     "MISSING_VALUES",
+    "BadImageError",
+    "ImageDataset",
+    "ReadReport",
+    "Record",
+    "RowSkipped",
+    "decode_image",
+    "find_parquet_files",
+    "read_records",
+    "record_from_row",
+    "split_records",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,13 +91,17 @@ class ReadReport:
     skipped: dict[str, int]  # reason -> count
 
 
-class BadImageError(ValueError):
-    """An image that cannot be used; ``reason`` is one of :data:`BAD_IMAGE_REASONS`."""
+class RowSkipped(ValueError):
+    """A row that cannot become a :class:`Record`; ``reason`` is its :attr:`ReadReport.skipped` key."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class BadImageError(RowSkipped):
+    """An image that cannot be used; ``reason`` is one of :data:`BAD_IMAGE_REASONS`."""
 
 
 # --------------------------------------------------------------------------
@@ -211,7 +225,7 @@ def _leaf_names(schema: pa.Schema) -> set[str]:
     return out
 
 
-def _image_column(leaves: set[str], schema: pa.Schema, file: Path) -> str:
+def _image_column(leaves: set[str], schema: pa.Schema, file: str | Path) -> str:
     if "image.bytes" in leaves:
         return "image.bytes"
     if "image" in schema.names:
@@ -292,6 +306,107 @@ _FIELDS = {
     "is_synthetic": ("is_synthetic",),
 }
 
+# An image as a row carries it: the bytes, None (not recorded), or a loader called only once the label is
+# known to be good, so that a reader backed by files does not open an image it is going to skip anyway.
+ImageData = bytes | None | Callable[[], "bytes | None"]
+
+
+def _field_sources(available: Iterable[str]) -> dict[str, str]:
+    """Map each optional :data:`_FIELDS` name to the first of its candidate keys in ``available``."""
+    present = set(available)
+    out: dict[str, str] = {}
+    for name, candidates in _FIELDS.items():
+        for c in candidates:
+            if c in present:
+                out[name] = c
+                break
+    return out
+
+
+def canonical_row(flat: dict[str, Any], image: ImageData) -> dict[str, Any]:
+    """A flat (dotted-key) mapping -> the row dict :func:`record_from_row` takes, with ``image`` set."""
+    row = {name: flat[key] for name, key in _field_sources(flat).items()}
+    row["label"] = flat.get("label")
+    row["image"] = image
+    return row
+
+
+def record_from_row(row: dict[str, Any], default_id: str, validate_images: bool) -> Record:
+    """Turn one canonical row into a :class:`Record`, or raise :class:`RowSkipped` with the reason.
+
+    ``row`` holds ``label``, ``image`` (see :data:`ImageData`; a loader may
+    itself raise :class:`RowSkipped`) and any of the :data:`_FIELDS` names.
+    Checks run in a fixed order - ``bad_label``, then the image's presence
+    (``missing_image``, ``zero_byte``), then, when ``validate_images``, a full
+    decode (:data:`BAD_IMAGE_REASONS`) - so a row with several faults is
+    always counted under the same reason.  ``default_id`` is used when the
+    row has no usable ``id``.
+    """
+    label = _label(row.get("label"))
+    if label is None:
+        raise RowSkipped("bad_label", repr(row.get("label")))
+    data = row.get("image")
+    if callable(data):
+        data = data()
+    if data is None:
+        raise RowSkipped("missing_image")
+    if len(data) == 0:
+        raise RowSkipped("zero_byte")
+    width, height = _dim(row.get("width")), _dim(row.get("height"))
+    if validate_images:
+        img = decode_image(data)  # BadImageError is a RowSkipped
+        width, height = width or img.width, height or img.height
+    return Record(
+        id=_norm(row.get("id")) or default_id,
+        image_bytes=bytes(data),
+        label=label,
+        width=width,
+        height=height,
+        gps=_norm(row.get("gps")),
+        city=_norm(row.get("city")),
+        scene_description=_norm(row.get("scene_description")),
+        daytime=_norm(row.get("daytime")),
+        scene=_norm(row.get("scene")),
+        travel_alteration=_norm(row.get("travel_alteration")),
+        weather=_norm(row.get("weather")),
+        source=_source(row),
+    )
+
+
+class RowCollector:
+    """Accumulates the records and skip counts of one read (shared by every source reader)."""
+
+    def __init__(self, validate_images: bool) -> None:
+        self.validate_images = validate_images
+        self.records: list[Record] = []
+        self.skipped: dict[str, int] = {}
+        self.n_read = 0
+
+    def take(self, row: dict[str, Any], default_id: str, where: str) -> None:
+        """Count one row read; keep it as a Record or count its skip reason. ``where`` is for the log."""
+        self.n_read += 1
+        try:
+            self.records.append(record_from_row(row, default_id, self.validate_images))
+        except RowSkipped as e:
+            self._count(e.reason, where, e.detail)
+
+    def reject(self, reason: str, where: str, detail: str = "") -> None:
+        """Count one row read that a reader refused before it became a row (e.g. ``bad_json``)."""
+        self.n_read += 1
+        self._count(reason, where, detail)
+
+    def _count(self, reason: str, where: str, detail: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        if self.skipped[reason] <= 3:  # enough to diagnose, without one line per row of a bad dataset
+            log.debug("skipping %s: %s %s", where, reason, detail)
+
+    def result(self, what: str) -> tuple[list[Record], ReadReport]:
+        """The records and their :class:`ReadReport`; logs a summary when rows were skipped. ``what``: the source."""
+        report = ReadReport(n_read=self.n_read, n_ok=len(self.records), skipped=dict(sorted(self.skipped.items())))
+        if report.skipped:
+            log.info("read %d rows from %s: %d ok, skipped %s", report.n_read, what, report.n_ok, report.skipped)
+        return self.records, report
+
 
 def _first_columns(table: pa.Table) -> dict[str, pa.ChunkedArray]:
     cols: dict[str, pa.ChunkedArray] = {}
@@ -300,94 +415,92 @@ def _first_columns(table: pa.Table) -> dict[str, pa.ChunkedArray]:
     return cols
 
 
+def table_rows(table: pa.Table, image_col: str) -> Iterable[dict[str, Any]]:
+    """Rows of an Arrow table as canonical row dicts (``image`` = the bytes in ``image_col``).
+
+    When the table has an ``image.path`` column, its value is passed on as
+    ``image_path`` for readers that can resolve it (parquet rows ignore it).
+    """
+    cols = _first_columns(_flatten(table))
+    wanted: dict[str, list[Any]] = {"image": cols[image_col].to_pylist(), "label": cols["label"].to_pylist()}
+    for name, key in _field_sources(cols).items():
+        wanted[name] = cols[key].to_pylist()
+    if "image.path" in cols:
+        wanted["image_path"] = cols["image.path"].to_pylist()
+    for i in range(table.num_rows):
+        yield {k: v[i] for k, v in wanted.items()}
+
+
 def _rows(file: Path, image_col: str) -> Iterable[dict[str, Any]]:
     pf = pq.ParquetFile(file)
     for batch in pf.iter_batches(batch_size=BATCH_SIZE):
-        cols = _first_columns(_flatten(pa.Table.from_batches([batch])))
-        wanted: dict[str, list[Any]] = {"image": cols[image_col].to_pylist(), "label": cols["label"].to_pylist()}
-        for name, candidates in _FIELDS.items():
-            for c in candidates:
-                if c in cols:
-                    wanted[name] = cols[c].to_pylist()
-                    break
-        n = batch.num_rows
-        for i in range(n):
-            yield {k: v[i] for k, v in wanted.items()}
+        yield from table_rows(pa.Table.from_batches([batch]), image_col)
 
 
-def read_records(path: Path, validate_images: bool = True) -> tuple[list[Record], ReadReport]:
-    """Read every parquet file at ``path`` into :class:`Record` objects.
+def check_columns(schema: pa.Schema, where: str | Path) -> str:
+    """The image column to read from ``schema``; ``ValueError`` naming ``where`` if ``image``/``label`` is missing."""
+    image_col = _image_column(_leaf_names(schema), schema, where)
+    if "label" not in schema.names:
+        raise ValueError(f"{where}: missing required column 'label' (found columns: {', '.join(schema.names)})")
+    return image_col
+
+
+def read_parquet(path: Path, validate_images: bool = True) -> tuple[list[Record], ReadReport]:
+    """Read a parquet file, or every parquet file under a directory (see :func:`read_records`)."""
+    files = find_parquet_files(path)
+    plans = [(f, check_columns(pq.read_schema(f), f)) for f in files]  # every file's columns before any rows
+    rows = RowCollector(validate_images)
+    for f, image_col in plans:
+        for k, row in enumerate(_rows(f, image_col)):
+            rows.take(row, f"{f.name}#{k}", f"{f} row {k}")
+    return rows.result(f"{len(files)} parquet file(s)")
+
+
+def read_records(
+    source: Path | str, validate_images: bool = True, *, cache_dir: Path | str | None = None
+) -> tuple[list[Record], ReadReport]:
+    """Read a dataset into :class:`Record` objects, whatever form it comes in.
+
+    ``source`` (a ``Path`` or a string) is one of:
+
+    - a parquet file, or a directory: every ``*.parquet`` under it (recursive);
+    - a directory with a ``metadata.jsonl`` (and no parquet files): the Hugging
+      Face "imagefolder" layout, one JSON object per line with ``file_name``
+      (the image, relative to the directory) and the NATIX columns (``label``,
+      ``id``, ``gps``, ``city_name``, ``scene_description``, ``width``,
+      ``height``, ``scene_level_tags`` nested or as dotted keys).  The id
+      defaults to ``file_name``;
+    - ``dataset:<ref>[@<revision>][:<split>]``: loaded with
+      ``datasets.load_dataset(<ref>, split=<split>, revision=<revision>)``,
+      where ``<ref>`` is a Hub id (``dataset:natix-network-org/roadwork``,
+      ``dataset:natix-network-org/roadwork@main:train``) or a local dataset
+      repository directory (``dataset:/data/roadwork-repo:train``; no
+      ``@revision``).  The split defaults to ``train`` and may be a slice
+      (``:train[:10%]``).  ``cache_dir`` is passed to ``load_dataset``;
+    - a bare Hub id ``owner/name[@revision][:split]`` that is not an existing
+      local path: the same as ``dataset:owner/name...``;
+    - ``parquet:<path>`` or ``imagefolder:<dir>``: force that reader, for a
+      directory that holds both parquet files and a ``metadata.jsonl``.
 
     Rows with a missing/invalid label (``bad_label``), no image bytes
     (``missing_image`` for null, ``zero_byte`` for empty) or - when
     ``validate_images`` - an image that does not fully decode are skipped and
-    counted.  Raises ``FileNotFoundError`` for a missing path or a directory
-    without parquet files and ``ValueError`` naming a missing ``image`` or
-    ``label`` column.
+    counted; image folders also count ``bad_json`` (a line that is not a JSON
+    object), ``missing_file`` (no such image file) and ``unsafe_path`` (a
+    ``file_name`` that leaves the folder; never read).  Raises
+    ``FileNotFoundError`` for a missing path, a directory with neither parquet
+    files nor ``metadata.jsonl`` or a dataset that cannot be found, and
+    ``ValueError`` naming a missing ``image`` or ``label`` column, an unknown
+    split or a directory with both layouts.
     """
-    files = find_parquet_files(path)
-    plans: list[tuple[Path, str]] = []
-    for f in files:  # check every file's columns before reading any rows
-        schema = pq.read_schema(f)
-        leaves = _leaf_names(schema)
-        image_col = _image_column(leaves, schema, f)
-        if "label" not in schema.names:
-            raise ValueError(f"{f}: missing required column 'label' (found columns: {', '.join(schema.names)})")
-        plans.append((f, image_col))
+    from roadwork.trainer import sources  # imported here: sources builds on this module
 
-    records: list[Record] = []
-    skipped: dict[str, int] = {}
-    n_read = 0
-
-    def skip(reason: str, file: Path, row: int, detail: str = "") -> None:
-        skipped[reason] = skipped.get(reason, 0) + 1
-        if skipped[reason] <= 3:
-            log.debug("skipping %s row %d: %s %s", file, row, reason, detail)
-
-    for f, image_col in plans:
-        for k, row in enumerate(_rows(f, image_col)):
-            n_read += 1
-            label = _label(row["label"])
-            if label is None:
-                skip("bad_label", f, k, repr(row["label"]))
-                continue
-            data = row["image"]
-            if data is None:
-                skip("missing_image", f, k)
-                continue
-            if len(data) == 0:
-                skip("zero_byte", f, k)
-                continue
-            width, height = _dim(row.get("width")), _dim(row.get("height"))
-            if validate_images:
-                try:
-                    img = decode_image(data)
-                except BadImageError as e:
-                    skip(e.reason, f, k, e.detail)
-                    continue
-                width, height = width or img.width, height or img.height
-            rid = _norm(row.get("id")) or f"{f.name}#{k}"
-            records.append(
-                Record(
-                    id=rid,
-                    image_bytes=bytes(data),
-                    label=label,
-                    width=width,
-                    height=height,
-                    gps=_norm(row.get("gps")),
-                    city=_norm(row.get("city")),
-                    scene_description=_norm(row.get("scene_description")),
-                    daytime=_norm(row.get("daytime")),
-                    scene=_norm(row.get("scene")),
-                    travel_alteration=_norm(row.get("travel_alteration")),
-                    weather=_norm(row.get("weather")),
-                    source=_source(row),
-                )
-            )
-    report = ReadReport(n_read=n_read, n_ok=len(records), skipped=dict(sorted(skipped.items())))
-    if report.skipped:
-        log.info("read %d rows from %d file(s): %d ok, skipped %s", n_read, len(files), report.n_ok, report.skipped)
-    return records, report
+    kind, target = sources.resolve_source(source)
+    if kind == sources.IMAGEFOLDER:
+        return sources.read_image_folder(target, validate_images)
+    if kind == sources.DATASET:
+        return sources.read_dataset(target, validate_images, cache_dir=cache_dir)
+    return read_parquet(target, validate_images)
 
 
 # --------------------------------------------------------------------------

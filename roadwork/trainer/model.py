@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, DINOv3ViTConfig, DINOv3ViTModel
 
+from roadwork.trainer.backbone import Backbone, BackboneConfig
 from roadwork.trainer.config import ModelConfig
 
 # ImageNet statistics, which DINOv3 was trained with; applied inside the model so every caller
@@ -47,9 +48,54 @@ class RoadworkClassifier(nn.Module):
         return self.head(self.dropout(self.forward_features(pixel_values))).squeeze(-1)
 
 
-def build_model(cfg: ModelConfig, image_size: int, backbone_json: dict | None = None) -> RoadworkClassifier:
-    """A classifier from the model config. `backbone_json` (saved with a checkpoint) rebuilds the exact
-    backbone architecture without downloading anything; weights then come from the checkpoint."""
+def backbone_spec(cfg: ModelConfig, image_size: int) -> BackboneConfig:
+    """The `Backbone` settings of a model config; `image_size` is the side the backbone sees (the view size)."""
+    return BackboneConfig(
+        name_or_path=cfg.backbone,
+        kind=cfg.kind,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        num_heads=cfg.num_heads,
+        patch_size=cfg.patch_size,
+        image_size=image_size,
+        mode=cfg.backbone_mode,
+        r=cfg.dora.r,
+        alpha=cfg.dora.alpha,
+        dropout=cfg.dora.dropout,
+        attn_implementation=cfg.attn_implementation,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+    )
+
+
+def backbone_config_dict(model: nn.Module) -> dict:
+    """The Hugging Face config of a model's backbone, as saved in a checkpoint."""
+    backbone = model.backbone
+    hf_model = backbone.model if isinstance(backbone, Backbone) else backbone
+    return hf_model.config.to_dict()
+
+
+def _multiview(cfg: ModelConfig, image_size: int, backbone_json: dict | None, vocab_sizes) -> nn.Module:
+    from roadwork.trainer.multiview import MultiViewClassifier  # noqa: PLC0415 (multiview imports this module)
+
+    spec = backbone_spec(cfg, cfg.views.size if cfg.views.enabled else image_size)
+    hf_model = None
+    if backbone_json is not None:
+        kwargs = {} if backbone_json.get("model_type") == "convnextv2" else {"attn_implementation": "sdpa"}
+        hf_model = AutoModel.from_config(AutoConfig.for_model(**backbone_json), **kwargs)
+    backbone = Backbone(spec, model=hf_model)
+    backbone.requires_grad_(cfg.backbone_mode == "full")  # dora: the trainer wraps it and trains the adapters
+    return MultiViewClassifier(cfg, backbone, image_size=image_size, vocab_sizes=vocab_sizes or (8, 4, 8))
+
+
+def build_model(
+    cfg: ModelConfig, image_size: int, backbone_json: dict | None = None,
+    vocab_sizes: tuple[int, int, int] | None = None,
+) -> nn.Module:
+    """A classifier from the model config (`architecture`: multiview or single). `backbone_json` (saved with a
+    checkpoint) rebuilds the exact backbone architecture without downloading anything; weights then come from
+    the checkpoint. `vocab_sizes` (weather, daytime, scene) size the metadata embeddings."""
+    if cfg.architecture == "multiview":
+        return _multiview(cfg, image_size, backbone_json, vocab_sizes)
     if backbone_json is not None:
         bb_config = AutoConfig.for_model(**backbone_json)
         backbone = AutoModel.from_config(bb_config)

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 import torch.nn.functional as F
 
 from roadwork.trainer.metrics import binary_metrics
-from roadwork.trainer.model import RoadworkClassifier
 
 FUSIONS = ("mean", "learned")
 MIN_SCALE = 0.5
@@ -280,13 +280,29 @@ def fuse(
 # ----------------------------------------------------------------------------------------- predictor
 
 
+def logit_and_features(model: nn.Module, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(M, 3, S, S) -> logits (M,) and the feature vector the classifier head reads (M, D), for any model with
+    a `head` (the single-image and the multi-view classifier; an ensemble has none)."""
+    head = getattr(model, "head", None)
+    if head is None:
+        raise ValueError(f"TTA needs a model with one classifier head; {type(model).__name__} has none "
+                         "(an ensemble: evaluate it without --tta)")
+    captured: list[torch.Tensor] = []
+    handle = head.register_forward_hook(lambda _m, args, _out: captured.append(args[0]))
+    try:
+        logits = model(pixels)
+    finally:
+        handle.remove()
+    return logits, captured[-1]
+
+
 class TTAPredictor:
     """A model plus a TTA config (and what the config needs fitted) -> fused roadwork probabilities, raw
     (apply the model version's Calibration on top, as Predictor does)."""
 
     def __init__(
         self,
-        model: RoadworkClassifier,
+        model: nn.Module,
         config: TTAConfig,
         weights: ViewWeights | None = None,
         stats: FeatureStats | None = None,
@@ -311,13 +327,11 @@ class TTAPredictor:
         logits, features = [], []
         for i in range(0, len(pixels), per_pass):
             views, _ = make_views(pixels[i : i + per_pass].to(device), self.config)  # (b, V, 3, S, S)
-            feats = self.model.forward_features(views.flatten(0, 1))  # (b * V, D)
-            out = self.model.head(feats).squeeze(-1)  # (b * V,)
+            out, feats = logit_and_features(self.model, views.flatten(0, 1))  # (b * V,), (b * V, D)
             logits.append(out.view(-1, n_views).float().cpu().numpy())
             features.append(feats.view(-1, n_views, feats.shape[-1]).float().cpu().numpy())
         if not logits:
-            dim = self.model.head.in_features
-            return np.zeros((0, n_views), np.float32), np.zeros((0, n_views, dim), np.float32)
+            return np.zeros((0, n_views), np.float32), np.zeros((0, n_views, 0), np.float32)
         return np.concatenate(logits), np.concatenate(features)
 
     def keep(self, features: np.ndarray) -> np.ndarray | None:
@@ -346,7 +360,7 @@ DEFAULT_VARIANTS: dict[str, TTAConfig] = {
 
 
 def compare_variants(
-    model: RoadworkClassifier,
+    model: nn.Module,
     pixels_val: torch.Tensor,
     labels_val: np.ndarray,
     pixels_test: torch.Tensor,

@@ -44,20 +44,21 @@ import torch
 from PIL import Image
 
 from roadwork.trainer.data import BadImageError, _to_rgb, decode_image
+from roadwork.trainer.view_geometry import (  # noqa: F401  (re-exported: the geometry lives there)
+    GRID,
+    N_VIEWS,
+    OVERLAP,
+    VIEW_NAMES,
+    Box,
+    _axis_tiles,
+    view_boxes,
+)
 
 __all__ = ["N_VIEWS", "VIEW_NAMES", "Views", "draft_reduction", "extract_views", "view_boxes", "views_from_bytes"]
 
 log = logging.getLogger(__name__)
 
-GRID = 3
-OVERLAP = 0.25
-VIEW_NAMES: tuple[str, ...] = (
-    ("global",) + tuple(f"tile_r{i}_c{j}" for i in range(GRID) for j in range(GRID)) + ("centre", "right")
-)
-N_VIEWS = len(VIEW_NAMES)  # 12
 REDUCTIONS = (8, 4, 2, 1)  # the scales libjpeg can decode at
-
-Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
 
 
 @dataclass(frozen=True)
@@ -70,26 +71,6 @@ class Views:
     image_size: tuple[int, int]  # original (W, H)
     decoded_size: tuple[int, int]  # (w, h) of the image actually decoded: (W, H) unless reduced
     reduction: int  # 1, 2, 4 or 8: original pixels per decoded pixel
-
-
-def _axis_tiles(length: int, grid: int = GRID, overlap: float = OVERLAP) -> list[tuple[int, int]]:
-    """(start, end) of ``grid`` overlapping tiles covering [0, length) edge to edge."""
-    side = min(length, max(1, round(length / (1 + (grid - 1) * (1 - overlap)))))
-    starts = [round(k * (length - side) / (grid - 1)) for k in range(grid)]
-    return [(x, x + side) for x in starts]
-
-
-def view_boxes(width: int, height: int) -> tuple[Box, ...]:
-    """The 12 boxes of :data:`VIEW_NAMES` for a ``width`` x ``height`` image (see the module docstring)."""
-    if width < 1 or height < 1:
-        raise ValueError(f"image size must be positive, got {width} x {height}")
-    cols, rows = _axis_tiles(width), _axis_tiles(height)
-    tiles = [(x0, y0, x1, y1) for (y0, y1) in rows for (x0, x1) in cols]  # row-major
-    s = min(width, height)
-    top = (height - s) // 2
-    centre = ((width - s) // 2, top, (width - s) // 2 + s, top + s)
-    right = (width - s, top, width, top + s)
-    return ((0, 0, width, height), *tiles, centre, right)
 
 
 def draft_reduction(width: int, height: int, size: int) -> int:

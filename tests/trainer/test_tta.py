@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from roadwork.trainer.config import TrainConfig
 from roadwork.trainer.metrics import mcc
-from roadwork.trainer.model import RoadworkClassifier, build_model
+from roadwork.trainer.model import build_model
 from roadwork.trainer.tta import (
     DEFAULT_VARIANTS,
     NONE,
@@ -39,7 +40,7 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def model() -> RoadworkClassifier:
+def model() -> nn.Module:
     torch.manual_seed(0)
     return build_model(TrainConfig().model, SIZE).eval()
 
@@ -125,7 +126,7 @@ def test_tile_views_are_the_resized_crops() -> None:
 # ------------------------------------------------------------------------------------------ predictor
 
 
-def test_identity_only_tta_is_exactly_the_plain_model(model: RoadworkClassifier) -> None:
+def test_identity_only_tta_is_exactly_the_plain_model(model: nn.Module) -> None:
     x = images(8, seed=1)
     with torch.no_grad():
         plain = torch.sigmoid(model(x)).double().numpy()
@@ -133,12 +134,12 @@ def test_identity_only_tta_is_exactly_the_plain_model(model: RoadworkClassifier)
     assert probs.dtype == np.float64 and np.array_equal(probs, plain)
 
 
-def test_view_outputs_do_not_depend_on_the_batch_size(model: RoadworkClassifier) -> None:
+def test_view_outputs_do_not_depend_on_the_batch_size(model: nn.Module) -> None:
     x = images(5, seed=2)
     config = TTAConfig()
     big_logits, big_feats = TTAPredictor(model, config, batch_size=1000).view_outputs(x)
     small_logits, small_feats = TTAPredictor(model, config, batch_size=16).view_outputs(x)  # 1 image per pass
-    assert big_logits.shape == (5, 15) and big_feats.shape == (5, 15, model.head.in_features)
+    assert big_logits.shape == (5, 15) and big_feats.shape[:2] == (5, 15) and big_feats.shape[2] > 0
     np.testing.assert_allclose(small_logits, big_logits, atol=1e-5)
     np.testing.assert_allclose(small_feats, big_feats, atol=1e-4)
     views, _ = make_views(x, config)
@@ -246,7 +247,7 @@ def test_foods_keep_never_drops_the_identity_view() -> None:
     assert foods_keep(features, stats).tolist() == [[True, True, False]]
 
 
-def test_foods_drops_a_black_view_and_keeps_the_identity(model: RoadworkClassifier) -> None:
+def test_foods_drops_a_black_view_and_keeps_the_identity(model: nn.Module) -> None:
     config = TTAConfig(scales=(1.0,), flips=False, grid=3, foods=True)
     top, left, bottom, right = grid_boxes(SIZE, 3, 0.25)[0]
 
@@ -267,7 +268,7 @@ def test_foods_drops_a_black_view_and_keeps_the_identity(model: RoadworkClassifi
     np.testing.assert_allclose(predictor.predict(x), expected, atol=1e-6)
 
 
-def test_predictor_refuses_missing_fitted_parts(model: RoadworkClassifier) -> None:
+def test_predictor_refuses_missing_fitted_parts(model: nn.Module) -> None:
     with pytest.raises(ValueError, match="ViewWeights"):
         TTAPredictor(model, TTAConfig(fusion="learned"))
     with pytest.raises(ValueError, match="FeatureStats"):
@@ -277,7 +278,7 @@ def test_predictor_refuses_missing_fitted_parts(model: RoadworkClassifier) -> No
 # -------------------------------------------------------------------------------------------- variants
 
 
-def test_compare_variants_reports_every_variant_against_none(model: RoadworkClassifier) -> None:
+def test_compare_variants_reports_every_variant_against_none(model: nn.Module) -> None:
     labels_val = np.tile([0, 1], 12)
     labels_test = np.tile([0, 1], 8)
     rows = compare_variants(
@@ -294,7 +295,7 @@ def test_compare_variants_reports_every_variant_against_none(model: RoadworkClas
         assert r["mcc_delta_vs_none"] == pytest.approx(r["mcc"] - by_name["none"]["mcc"])
 
 
-def test_compare_variants_always_measures_the_baseline(model: RoadworkClassifier) -> None:
+def test_compare_variants_always_measures_the_baseline(model: nn.Module) -> None:
     labels = np.tile([0, 1], 4)
     only_flips = {"flips": DEFAULT_VARIANTS["flips"]}
     rows = compare_variants(model, images(8), labels, images(8, seed=1), labels, None, only_flips)

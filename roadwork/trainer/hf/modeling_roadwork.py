@@ -1,4 +1,5 @@
-"""An exported Roadwork Ops classifier: backbone -> CLS token -> one roadwork logit -> calibrated probability.
+"""An exported Roadwork Ops classifier: network (single, multiview or ensemble) -> one roadwork logit ->
+calibrated probability.
 
 `forward` returns two logits, [0, logit(q)], so that the image-classification pipeline's softmax gives
 score("Roadwork") = q, the calibrated probability the product itself predicts.
@@ -6,13 +7,12 @@ score("Roadwork") = q, the calibrated probability the product itself predicts.
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
 
 from .configuration_roadwork import RoadworkConfig
+from .roadwork_networks import build_from_config
 
-IMAGE_MEAN = (0.485, 0.456, 0.406)
-IMAGE_STD = (0.229, 0.224, 0.225)
 EPS = 1e-7
 
 
@@ -31,24 +31,27 @@ def calibrate(probs: torch.Tensor, threshold: float) -> torch.Tensor:
 class RoadworkForImageClassification(PreTrainedModel):
     config_class = RoadworkConfig
     main_input_name = "pixel_values"
-    base_model_prefix = "backbone"
+    base_model_prefix = "roadwork"  # no submodule has this name, so checkpoint keys load as they are
 
     def __init__(self, config: RoadworkConfig) -> None:
         super().__init__(config)
-        backbone_config = AutoConfig.for_model(**config.backbone)
-        self.backbone = AutoModel.from_config(backbone_config)
-        self.head = nn.Linear(backbone_config.hidden_size, 1)
+        network = build_from_config(config)
+        # The network's submodules become this model's own, so parameter names are exactly the checkpoint's
+        # (`model.safetensors` is roadwork's file, which roadwork's Predictor reads too). The network object is
+        # kept in a tuple, outside the module tree, only for its forward.
+        for name, child in network.named_children():
+            self.add_module(name, child)
+        self._network = (network,)
         self.post_init()
+
+    def train(self, mode: bool = True) -> "RoadworkForImageClassification":
+        super().train(mode)
+        self._network[0].train(mode)  # the network's own flag (its children are ours, already set)
+        return self
 
     def roadwork_probability(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """pixel_values (B, 3, S, S) in [0, 1] -> calibrated roadwork probability (B,)."""
-        # Constants, not buffers: transformers builds the model on the meta device and only fills in what the
-        # checkpoint holds, so a non-persistent buffer would be left uninitialised.
-        mean = torch.tensor(IMAGE_MEAN, dtype=pixel_values.dtype, device=pixel_values.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGE_STD, dtype=pixel_values.dtype, device=pixel_values.device).view(1, 3, 1, 1)
-        x = (pixel_values - mean) / std
-        tokens = self.backbone(pixel_values=x).last_hidden_state  # (B, 1 + R + N, D)
-        probs = torch.sigmoid(self.head(tokens[:, 0]).squeeze(-1).float())
+        probs = torch.sigmoid(self._network[0](pixel_values).float())  # (B,)
         return calibrate(probs, self.config.calibration_threshold)
 
     def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **_: object):

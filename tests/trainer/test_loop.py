@@ -1,0 +1,128 @@
+"""The training loop's promises: resume gives the uninterrupted result, accumulation equals a big batch,
+early stopping stops, every optimiser trains, GPS sampling reports, DoRA counts, DDP ranks agree."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from roadwork.trainer.config import TrainConfig
+from roadwork.trainer.train import Interrupted, train
+
+QUIET = {"show_progress": False, "log": lambda _: None}
+# a very small, fast variant of the tiny preset: 32 px images, 16 px views
+FAST = {"data.image_size": 32, "model.views.size": 16, "model.hidden_size": 32, "optim.epochs": 3,
+        "optim.batch_size": 32}
+
+
+def _config(**overrides) -> TrainConfig:
+    return TrainConfig().with_overrides(FAST | {k.replace("__", "."): v for k, v in overrides.items()})
+
+
+def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(ckpt / "model.safetensors"))
+
+
+def test_resume_after_interruption_continues_to_the_same_result(synth_data: Path, tmp_path: Path) -> None:
+    config = _config()  # augmentation and dropout on: their random streams must resume too
+    whole = train(config, synth_data, tmp_path / "whole", **QUIET)
+
+    def stop_after_two(epoch: int) -> None:
+        if epoch == 2:
+            raise Interrupted("stopped by the test")
+
+    with pytest.raises(Interrupted):
+        train(config, synth_data, tmp_path / "split", on_epoch_end=stop_after_two, **QUIET)
+    state = json.loads((tmp_path / "split" / ".resume" / "state.json").read_text())
+    assert state["loop"]["epoch"] == 2 and state["loop"]["step"] > 0
+    resumed = train(config, synth_data, tmp_path / "split", resume=True, **QUIET)
+
+    assert resumed.history == whole.history  # same losses, same val MCC, epoch by epoch
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "split")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not (tmp_path / "split" / ".resume").exists()  # a finished run leaves no resume state
+
+
+def test_resume_refuses_a_different_config(synth_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(Interrupted):
+        train(_config(), synth_data, tmp_path, on_epoch_end=lambda e: (_ for _ in ()).throw(Interrupted()), **QUIET)
+    with pytest.raises(ValueError, match="different training config"):
+        train(_config(optim__lr=0.1), synth_data, tmp_path, resume=True, **QUIET)
+
+
+def test_gradient_accumulation_equals_one_big_batch(synth_data: Path, tmp_path: Path) -> None:
+    plain = {"augment__enabled": False, "optim__hflip": False, "optim__epochs": 1}
+    big = train(_config(**plain), synth_data, tmp_path / "big", **QUIET)
+    acc = train(_config(**plain, optim__batch_size=8, optim__grad_accum=4), synth_data, tmp_path / "acc", **QUIET)
+    assert len(big.history) == len(acc.history) == 1
+    a, b = _weights(tmp_path / "big"), _weights(tmp_path / "acc")
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_early_stopping_stops_when_validation_mcc_does_not_improve(synth_data: Path, tmp_path: Path) -> None:
+    # a learning rate too small to move anything: the val MCC of epoch 1 is never beaten
+    result = train(_config(optim__lr=1e-12, optim__epochs=6, optim__early_stopping=2), synth_data, tmp_path, **QUIET)
+    assert result.metrics["epochs_run"] == 3 and result.metrics["best_epoch"] == 1
+
+
+@pytest.mark.parametrize("optimizer", ["lion", "sophia"])
+def test_every_optimiser_trains_the_multiview_model(optimizer: str, synth_data: Path, tmp_path: Path) -> None:
+    lr = {"lion": 2e-4, "sophia": 2e-3}[optimizer]
+    result = train(_config(optim__optimizer=optimizer, optim__lr=lr, optim__epochs=2), synth_data, tmp_path, **QUIET)
+    losses = [h["loss"] for h in result.history]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+
+
+def test_gps_sampling_draws_closer_to_the_targets_and_reports_it(synth_data: Path, tmp_path: Path) -> None:
+    result = train(_config(sampling__gps__enabled=True, optim__epochs=1), synth_data, tmp_path, **QUIET)
+    report = result.report["gps_sampling"]
+    assert report["weighted"]["share_within_100km"] >= report["uniform"]["share_within_100km"]
+    stored = json.loads((tmp_path / "roadwork.json").read_text())["report"]["gps_sampling"]
+    assert stored["n_draws"] == report["n_draws"]
+
+
+def test_two_stage_dora_trains_adapters_only_and_saves_a_merged_backbone(synth_data: Path, tmp_path: Path) -> None:
+    config = _config(model__mode="dora", model__dora__r=4, model__dora__domain_steps=3, optim__epochs=1)
+    result = train(config, synth_data, tmp_path, **QUIET)
+    rep = result.report
+    assert rep["dora_stage1"]["steps"] == 3
+    assert 0 < rep["backbone_trainable_params"] < rep["backbone_params"]
+    keys = _weights(tmp_path).keys()
+    assert not any("lora" in k for k in keys)  # merged: a plain backbone, loadable without peft
+    from roadwork.trainer.checkpoint import load_checkpoint
+
+    model, _ = load_checkpoint(tmp_path)
+    assert torch.isfinite(model(torch.rand(2, 3, 32, 32))).all()
+
+
+def test_metadata_is_used_in_training_and_absent_at_validation(synth_data: Path, tmp_path: Path) -> None:
+    config = _config(model__metadata__enabled=True, model__weather_head=True, optim__epochs=1)
+    result = train(config, synth_data, tmp_path, **QUIET)
+    meta = json.loads((tmp_path / "roadwork.json").read_text())
+    assert meta["metadata_vocab"]["weather"][0] == "<null>" or len(meta["metadata_vocab"]["weather"]) >= 1
+    assert 0.0 <= result.metrics["val_accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_two_ddp_ranks_on_cpu_end_with_identical_weights(synth_data: Path, tmp_path: Path) -> None:
+    """torchrun, 2 processes, gloo: the product's `roadwork train` path; rank 0 registers one version."""
+    config = tmp_path / "ddp.yaml"
+    config.write_text(json.dumps(_config(optim__epochs=2).to_dict()))  # JSON is YAML
+    env = os.environ | {"ROADWORK_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "roadwork.cli", "train", "--config", str(config), "--data", str(synth_data), "--json"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = sorted((tmp_path / "home" / "runs").glob("ddp-*/ddp/rank-*.json"))
+    digests = [json.loads(p.read_text()) for p in ranks]
+    assert [d["rank"] for d in digests] == [0, 1]
+    assert digests[0]["weights_sha256"] == digests[1]["weights_sha256"]
+    printed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(printed) == 1 and printed[0]["version"]["version"]
