@@ -195,6 +195,73 @@ def train(
                   f"accuracy {result.metrics['val_accuracy']:.3f} in {result.seconds:.0f} s")
 
 
+def _preset(config: Path, data: Path | None, overrides: dict[str, Any] | None = None):  # noqa: ANN202
+    """(config, data path) for the trainer's probes: the data is --data, else the config's, else the home's."""
+    from roadwork.platform.evaluation import resolve_data_path
+    from roadwork.trainer.config import load_config
+
+    cfg = load_config(config, overrides)
+    return cfg, (data if data else resolve_data_path(_settings(), cfg.data.path))
+
+
+@app.command("lr-find")
+def lr_find(
+    config: Annotated[Path, typer.Option("--config", help="Training preset, e.g. configs/tiny.yaml.")],
+    data: Annotated[Path | None, typer.Option(help="Dataset; default: data.path of the config, else the home's.")] = None,
+    steps: Annotated[int, typer.Option(min=10, help="Batches in the range test.")] = 100,
+    plot: Annotated[Path | None, typer.Option(help="Write the loss-vs-LR curve as a PNG here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Learning-rate range test: raise the LR exponentially over --steps batches and suggest a starting optim.lr."""
+    from roadwork.trainer.finders import plot_lr_finder
+    from roadwork.trainer.probe import lr_find as run
+
+    cfg, path = _preset(config, data)
+    result = run(cfg, path, steps=steps, log=(lambda s: err.print(s)) if as_json else out.print)
+    if plot:
+        plot_lr_finder(result, plot)
+    if as_json:
+        emit_json({k: v for k, v in result.to_dict().items() if k in ("suggested_lr", "min_loss_lr", "diverged")}
+                  | {"steps": len(result.lrs), "plot": str(plot) if plot else None})
+        return
+    out.print(f"suggested optim.lr {result.suggested_lr:.2e} (steepest descent); lowest loss at {result.min_loss_lr:.2e}"
+              f"{'; the loss diverged after that' if result.diverged else ''}" + (f"; curve: {plot}" if plot else ""))
+
+
+@app.command("batch-size")
+def batch_size(
+    config: Annotated[Path, typer.Option("--config", help="Training preset, e.g. configs/competition.yaml.")],
+    data: Annotated[Path | None, typer.Option(help="Dataset; default: data.path of the config, else the home's.")] = None,
+    max_batch: Annotated[int, typer.Option(help="Stop searching above this batch size.")] = 1024,
+    as_json: JsonOpt = False,
+) -> None:
+    """Largest batch whose forward + backward fits in CUDA memory (doubling, then bisection). Needs a GPU."""
+    from roadwork.trainer.probe import batch_size_find
+
+    cfg, path = _preset(config, data)
+    result = batch_size_find(cfg, path, max_batch=max_batch)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    out.print(f"largest batch that fits: {result.batch_size} (tried {result.tried})")
+
+
+@app.command("augment-preview")
+def augment_preview(
+    config: Annotated[Path, typer.Option("--config", help="Training preset whose augment section to preview.")],
+    out_path: Annotated[Path, typer.Option("--out", help="PNG contact sheet to write.")] = Path("augment-preview.png"),
+    data: Annotated[Path | None, typer.Option(help="Dataset; default: data.path of the config, else the home's.")] = None,
+    n: Annotated[int, typer.Option(min=8, help="Images on the sheet (8 per row; row 1 the originals).")] = 32,
+    every_family: Annotated[bool, typer.Option(help="Fire every augmentation family on every image.")] = False,
+) -> None:
+    """Write a contact sheet of augmented training images: row 1 the originals, then augmented copies."""
+    from roadwork.trainer.probe import augment_preview as run
+
+    cfg, path = _preset(config, data)
+    written = run(cfg, path, out_path, n=n, every_family=every_family, log=out.print)
+    out.print(f"wrote {written}")
+
+
 @app.command()
 def ensemble(
     config: Annotated[Path, typer.Option("--config", help="Training preset every member starts from.")],

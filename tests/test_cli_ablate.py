@@ -30,9 +30,9 @@ def test_ablate_stores_a_table_that_ablations_shows(tmp_path: Path, synth_data: 
     study = as_json(roadwork(home, "ablations", "--show", str(listed["id"]), "--json"))
     assert study == listed
     base, gps, aug = study["rows"]
-    # The tiny preset augments and does not sample by GPS: the variants turn them off and on.
+    # The tiny preset neither augments nor samples by GPS: both variants turn them on.
     assert [(r["component"], r["direction"]) for r in study["rows"]] == [
-        ("base", "base"), ("gps_sampling", "on"), ("augmentation", "off")]
+        ("base", "base"), ("gps_sampling", "on"), ("augmentation", "on")]
     for row in (gps, aug):
         assert row["delta"] == pytest.approx(float(np.mean(np.subtract(row["mcc"], base["mcc"]))), abs=1e-12)
         assert row["ci_low"] <= row["delta"] <= row["ci_high"]

@@ -93,12 +93,25 @@ def encode_metadata(
     )
 
 
+def gps_targets(spec: str, val_recs: Sequence[Record]) -> list[Any] | Path:
+    """`sampling.gps.targets` -> what `sampling.load_targets` reads: 'val' (the validation split's GPS), a .csv or
+    .json file of coordinates, or any dataset source `read_records` accepts (its rows' GPS)."""
+    if spec == "val":
+        return [r.gps for r in val_recs]
+    if Path(spec).suffix.lower() in (".csv", ".json"):
+        if not Path(spec).exists():
+            raise FileNotFoundError(f"sampling.gps.targets: no such file {spec}")
+        return Path(spec)
+    records, _ = read_records(spec)
+    return [r.gps for r in records]
+
+
 def _gps_weights(config: TrainConfig, train_recs: Sequence[Record], val_recs: Sequence[Record],
                  log: Callable[[str], None]) -> tuple[torch.Tensor, dict[str, Any]]:
     from roadwork.trainer.sampling import GpsWeighting, gps_sampler  # noqa: PLC0415 (scikit-learn k-means)
 
     gps = config.sampling.gps
-    targets = [r.gps for r in val_recs] if gps.targets == "val" else Path(gps.targets)
+    targets = gps_targets(gps.targets, val_recs)
     weighting = GpsWeighting(n_clusters=gps.n_clusters, seed=config.optim.seed, weights=tuple(gps.weights),
                              missing_weight=gps.no_gps_weight)
     built = gps_sampler(list(train_recs), targets, weighting)

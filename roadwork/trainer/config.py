@@ -122,20 +122,22 @@ class LossConfig(_Section):
 
 
 class AugmentSection(_Section):
-    enabled: bool = Field(True, description="Heavy batch augmentation on the training device (kornia).")
+    enabled: bool = Field(
+        False, description="Heavy batch augmentation on the training device (kornia); off in the tiny preset."
+    )
     probabilities: dict[str, float] = Field(
         default_factory=dict,
         description="Overrides of the augmenter's settings, e.g. {rain_p: 0.1, validator_p: 0.3}.",
     )
-    strength: float = Field(
-        0.5, ge=0, le=1, description="Multiplies every probability (1: as configured; small data likes less)."
-    )
+    strength: float = Field(1.0, ge=0, le=1, description="Multiplies every probability (1: as configured).")
 
 
 class GpsSamplingConfig(_Section):
     enabled: bool = Field(False, description="Weight training rows by GPS distance to the target set's clusters.")
     targets: str = Field(
-        "val", description="Coordinates to weight toward: a CSV/JSON file of lat,lon, or 'val' (the validation split)."
+        "val",
+        description="Coordinates to weight toward: 'val' (the validation split), a CSV/JSON file of lat,lon, or a"
+        " dataset (parquet, image folder, dataset:owner/name:split) whose rows' GPS are the targets.",
     )
     n_clusters: int = Field(8, ge=1, description="k-means centres fitted on the targets.")
     weights: tuple[float, float, float, float] = Field(

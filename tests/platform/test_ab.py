@@ -202,7 +202,8 @@ def register_perturbed(engine, settings, tiny_checkpoint, tmp_path, name: str, b
         (ckpt / f.name).write_bytes(f.read_bytes())
     if bias:
         tensors = load_file(str(ckpt / WEIGHTS))
-        tensors["head.bias"] = tensors["head.bias"] + bias
+        key = "head.fc2.bias" if "head.fc2.bias" in tensors else "head.bias"  # multi-view or single head
+        tensors[key] = tensors[key] + bias
         save_file(tensors, str(ckpt / WEIGHTS), metadata={"format": "pt"})
     return registry.register_version(engine, settings, ckpt, config={}, metrics={}, data_fingerprint=None,
                                      parent_id=None)

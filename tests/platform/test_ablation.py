@@ -15,7 +15,12 @@ from roadwork.db import ablations as store
 from roadwork.db.engine import read_session
 from roadwork.platform import ablation
 from roadwork.trainer.config import COMPONENTS, ConfigError, TrainConfig
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config as _tiny_config
+
+
+def tiny_config(epochs: int = 3) -> TrainConfig:
+    """The tiny preset with augmentation switched on, so that ablating it turns it off."""
+    return _tiny_config(epochs).with_overrides({"augment.enabled": True})
 
 # --- paired delta -----------------------------------------------------------------------------------------------
 
@@ -73,7 +78,7 @@ def _changed(a: TrainConfig, b: TrainConfig) -> dict[str, tuple]:
 
 
 def test_each_variant_flips_exactly_its_component() -> None:
-    base = tiny_config(epochs=2)  # augmentation on, GPS sampling off, no pruning
+    base = tiny_config(epochs=2)  # augmentation on (here), GPS sampling off, no pruning
     variants = ablation.plan_variants(base, ["augmentation", "gps_sampling", "view_pruning"])
     assert [(c, d) for c, _, d in variants] == [("augmentation", "off"), ("gps_sampling", "on"), ("view_pruning", "on")]
     assert [_changed(base, v) for _, v, _ in variants] == [
@@ -204,7 +209,7 @@ def test_one_seed_stores_no_interval(engine, settings, synth_data, monkeypatch) 
 
 
 def test_real_study_of_the_tiny_preset(engine, settings, synth_data, tiny_checkpoint) -> None:
-    study = ablation.run_ablation(engine, settings, tiny_config(epochs=2), ["gps_sampling", "augmentation"], [0, 1],
+    study = ablation.run_ablation(engine, settings, _tiny_config(epochs=2), ["gps_sampling", "augmentation"], [0, 1],
                                   data_path=synth_data, show_progress=False, log=lambda _: None)
     assert study.status == "finished" and [r.component for r in study.rows] == ["base", "gps_sampling", "augmentation"]
     base = study.base

@@ -126,3 +126,17 @@ def test_two_ddp_ranks_on_cpu_end_with_identical_weights(synth_data: Path, tmp_p
     assert digests[0]["weights_sha256"] == digests[1]["weights_sha256"]
     printed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(printed) == 1 and printed[0]["version"]["version"]
+
+
+def test_gps_targets_come_from_the_validation_split_a_file_or_a_dataset(synth_data: Path, tmp_path: Path) -> None:
+    from roadwork.trainer.batches import gps_targets
+    from roadwork.trainer.data import read_records
+
+    records, _ = read_records(synth_data)
+    assert gps_targets("val", records[:3]) == [r.gps for r in records[:3]]
+    assert gps_targets(str(synth_data), []) == [r.gps for r in records]
+    csv = tmp_path / "targets.csv"
+    csv.write_text("lat,lon\n40.7,-74.0\n")
+    assert gps_targets(str(csv), []) == csv
+    with pytest.raises(FileNotFoundError, match="sampling.gps.targets"):
+        gps_targets(str(tmp_path / "missing.csv"), [])
