@@ -117,7 +117,7 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
 @data_app.command("synth")
 def data_synth(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder to write (parquet under data/).")],
-    n: Annotated[int, typer.Option("--n", min=2, help="Number of rows.")] = 600,
+    n: Annotated[int, typer.Option("--n", min=2, help="Number of rows.")] = 1200,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same dataset.")] = 0,
     corrupt_fraction: Annotated[float, typer.Option(min=0.0, max=0.5, help="Share of rows with broken image bytes.")] = 0.01,
     as_json: JsonOpt = False,
@@ -1008,7 +1008,7 @@ def dashboard(
 
 @app.command()
 def demo(
-    n: Annotated[int, typer.Option(help="Rows of synthetic data.")] = 600,
+    n: Annotated[int, typer.Option(help="Rows of synthetic data.")] = 1200,
     config: Annotated[Path | None, typer.Option(help="Training preset; default: the embedded tiny preset.")] = None,
     queue: Annotated[bool, typer.Option(help="Queue a first run of train, mine and leaderboard for the scheduler.")] = True,
     as_json: JsonOpt = False,

@@ -29,6 +29,7 @@ navigation = st.navigation(
         st.Page(PAGES / "deployments.py", title="Deployments", icon=":material/rocket_launch:"),
         st.Page(PAGES / "jobs.py", title="Jobs", icon=":material/schedule:"),
         st.Page(PAGES / "ab_tests.py", title="A/B tests", icon=":material/compare_arrows:"),
+        st.Page(PAGES / "ablations.py", title="Ablations", icon=":material/science:"),
         st.Page(PAGES / "hard_negatives.py", title="Hard negatives", icon=":material/image_search:"),
         st.Page(PAGES / "leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
         # Listed for operators only; a viewer who opens its URL gets "operators only" from the page itself.

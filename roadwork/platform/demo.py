@@ -24,7 +24,7 @@ from roadwork.trainer.data import find_parquet_files
 def run_demo(
     settings: Settings,
     *,
-    n: int = 600,
+    n: int = 1200,
     replay_n: int = 500,
     first_epochs: int = 10,
     config_path: Path | None = None,

@@ -20,7 +20,7 @@ class _Section(BaseModel):
 class DataConfig(_Section):
     path: str | None = Field(None, description="Parquet file or folder; empty: the home's synthetic dataset.")
     val_fraction: float = Field(0.2, gt=0, lt=1, description="Share of rows held out for validation (by id hash).")
-    image_size: int = Field(64, ge=16, description="Side of the square input image, in pixels.")
+    image_size: int = Field(96, ge=16, description="Side of the square input image, in pixels.")
     split_seed: int = Field(0, description="Seed of the train/validation split.")
 
 
@@ -155,7 +155,7 @@ class OptimConfig(_Section):
     epochs: int = Field(30, ge=1, description="Passes over the training split.")
     batch_size: int = Field(32, ge=1, description="Images per forward pass.")
     grad_accum: int = Field(1, ge=1, description="Forward passes per optimiser step (effective batch = product).")
-    lr: float = Field(2e-3, gt=0, description="Peak learning rate.")
+    lr: float = Field(1e-3, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(0.05, ge=0, description="Decoupled weight decay.")
     warmup_fraction: float = Field(0.1, ge=0, lt=1, description="Share of steps with linear warm-up before cosine decay.")
     seed: int = Field(0, description="Seed of initialisation, shuffling and augmentation.")

@@ -127,12 +127,16 @@ def loss_weights(config: TrainConfig) -> LossWeights:
                        gamma=c.gamma, alpha=c.alpha, label_smoothing=c.label_smoothing)
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside DDP's and torch.compile's wrappers."""
+    model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+    return getattr(model, "_orig_mod", model)
+
+
 def batch_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, metadata: MetadataBatch,
                weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The training loss of one batch for either architecture; (total, unweighted terms)."""
-    core = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    core = getattr(core, "_orig_mod", core)  # torch.compile's wrapper
-    if isinstance(core, MultiViewClassifier):
+    if isinstance(unwrap(model), MultiViewClassifier):
         out = model(images, metadata, return_all=True)  # through the wrapper: DDP syncs what forward touched
         return total_loss(logits=out["logits"], targets=labels, weights=weights, view_logits=out["view_logits"],
                           weather_logits=out["weather_logits"], weather_labels=metadata.weather,
@@ -194,11 +198,6 @@ def _domain_batches(model: MultiViewClassifier, images: torch.Tensor, batch_size
             views = model.views(x)  # (b, V, 3, S, S), normalised
             pick = torch.randint(views.shape[1], (len(x),), generator=generator).to(device)
             yield views[torch.arange(len(x), device=device), pick]  # (b, 3, S, S)
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    model = model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-    return getattr(model, "_orig_mod", model)
 
 
 def _merged_for_saving(model: MultiViewClassifier | nn.Module) -> nn.Module:

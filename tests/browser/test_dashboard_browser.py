@@ -39,7 +39,8 @@ OPERATOR = ("ops-olga", "olga-password-123")
 VIEWER = ("view-victor", "victor-password-456")
 APPROVE_REASON = "0.3.0 passed the gate; approved from the browser test"
 ROLLBACK_REASON = "browser test: back to 0.1.0 after a bad night"
-PAGES = ["Overview", "Models", "Deployments", "Jobs", "A/B tests", "Hard negatives", "Leaderboard"]
+PAGES = ["Overview", "Models", "Deployments", "Jobs", "A/B tests", "Ablations", "Hard negatives",
+         "Leaderboard"]
 OPERATOR_PAGES = [*PAGES, "Users"]
 # The labels of every control that changes state; a viewer must meet none of them on any page.
 MUTATING = re.compile(

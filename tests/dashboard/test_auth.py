@@ -194,7 +194,8 @@ def test_users_page_is_listed_for_operators_only(seeded_home, operator, viewer, 
         listed.clear()
         at = sign_in(app(), login).run()
         assert not at.exception, at.exception
-        everyone = ("Overview", "Models", "Deployments", "Jobs", "A/B tests", "Hard negatives", "Leaderboard")
+        everyone = ("Overview", "Models", "Deployments", "Jobs", "A/B tests", "Ablations", "Hard negatives",
+                    "Leaderboard")
         assert listed[-1] == {**dict.fromkeys(everyone, "visible"),
                               "Users": "visible" if login.role == "operator" else "hidden"}
 

@@ -29,8 +29,8 @@ from roadwork.trainer.predict import Predictor, to_pixels
 
 torch.set_num_threads(1)
 
-DINO = TrainConfig()  # multiview, random-init DINOv3, 64 px
-CONVNEXT = TrainConfig().with_overrides({"model.kind": "convnextv2", "optim.seed": 1})
+DINO = TrainConfig().with_overrides({"data.image_size": 64})  # multiview, random-init DINOv3, 64 px
+CONVNEXT = DINO.with_overrides({"model.kind": "convnextv2", "optim.seed": 1})
 
 
 def _members(*configs: TrainConfig) -> list[torch.nn.Module]:

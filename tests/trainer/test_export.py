@@ -258,7 +258,7 @@ def test_base_miner_detector_serves_an_ensemble(checkpoints, exports, monkeypatc
 
 def test_ensemble_of_members_with_different_image_sizes_is_refused(checkpoints, tmp_path) -> None:
     meta = read_meta(checkpoints["ensemble"])
-    meta["members"][1]["train_config"]["data"]["image_size"] = 96
+    meta["members"][1]["train_config"]["data"]["image_size"] = 48
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     (ckpt / WEIGHTS).write_bytes((checkpoints["ensemble"] / WEIGHTS).read_bytes())

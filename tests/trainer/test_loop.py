@@ -140,3 +140,37 @@ def test_gps_targets_come_from_the_validation_split_a_file_or_a_dataset(synth_da
     assert gps_targets(str(csv), []) == csv
     with pytest.raises(FileNotFoundError, match="sampling.gps.targets"):
         gps_targets(str(tmp_path / "missing.csv"), [])
+
+
+def test_cli_resume_continues_the_newest_interrupted_run(synth_data: Path, tmp_path: Path) -> None:
+    """`roadwork train --resume`: no interrupted run is a clear error; an interrupted one is finished and
+    registered, with the epochs it had done kept."""
+    from tests.test_cli import roadwork
+
+    home = tmp_path / "home"
+    config = tmp_path / "fast.yaml"
+    config.write_text(json.dumps(_config(optim__epochs=2).to_dict()))
+    refused = roadwork(home, "train", "--config", str(config), "--data", str(synth_data), "--resume", check=False)
+    assert refused.returncode == 2 and "no interrupted training run" in refused.stderr
+
+    # an interrupted run: the first epoch of the same config, trained into a run folder as the CLI lays it out
+    run = home / "runs" / "20261126T000000000000Z" / "checkpoint"
+    with pytest.raises(Interrupted):
+        train(TrainConfig.model_validate(json.loads(config.read_text()) | {"data": {
+            **json.loads(config.read_text())["data"], "path": str(synth_data.resolve())}}),
+            synth_data, run, on_epoch_end=lambda e: (_ for _ in ()).throw(Interrupted()), **QUIET)
+    done = roadwork(home, "train", "--config", str(config), "--data", str(synth_data), "--resume", "--json")
+    assert json.loads(done.stdout)["version"]["version"]
+    meta = json.loads((run / "roadwork.json").read_text())
+    assert [h["epoch"] for h in meta["history"]] == [1, 2]
+    assert (run.parent / "version.json").exists()
+
+
+@pytest.mark.slow
+def test_tiny_preset_reaches_validation_mcc_0_9_on_the_synthetic_data(tmp_path: Path) -> None:
+    """The acceptance run: 1200 synthetic rows, the tiny preset trained for 50 epochs (about 4 min)."""
+    from roadwork.trainer.synth import synthesize
+
+    synthesize(tmp_path / "data", 1200, seed=0)
+    result = train(TrainConfig().with_overrides({"optim.epochs": 50}), tmp_path / "data", tmp_path / "ckpt", **QUIET)
+    assert result.metrics["val_mcc"] >= 0.9, result.history
