@@ -24,9 +24,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DBAPI 
     # take the lock at BEGIN IMMEDIATE instead of failing halfway through a read-then-write transaction.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # busy_timeout first: switching a new database file to WAL takes a lock, and two processes opening the same
+    # new file at once (torchrun ranks, scheduler and dashboard) must wait for each other, not fail
+    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 

@@ -110,7 +110,6 @@ def test_metadata_is_used_in_training_and_absent_at_validation(synth_data: Path,
     assert 0.0 <= result.metrics["val_accuracy"] <= 1.0
 
 
-@pytest.mark.slow
 def test_two_ddp_ranks_on_cpu_end_with_identical_weights(synth_data: Path, tmp_path: Path) -> None:
     """torchrun, 2 processes, gloo: the product's `roadwork train` path; rank 0 registers one version."""
     config = tmp_path / "ddp.yaml"
@@ -124,8 +123,8 @@ def test_two_ddp_ranks_on_cpu_end_with_identical_weights(synth_data: Path, tmp_p
     digests = [json.loads(p.read_text()) for p in ranks]
     assert [d["rank"] for d in digests] == [0, 1]
     assert digests[0]["weights_sha256"] == digests[1]["weights_sha256"]
-    printed = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(printed) == 1 and printed[0]["version"]["version"]
+    printed = json.loads(done.stdout)  # rank 0 alone prints (and registers) the version
+    assert printed["version"]["version"]
 
 
 def test_gps_targets_come_from_the_validation_split_a_file_or_a_dataset(synth_data: Path, tmp_path: Path) -> None:
