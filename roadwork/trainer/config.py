@@ -33,7 +33,8 @@ class DoRAConfig(_Section):
     )
     domain_lr: float = Field(1e-4, gt=0, description="Learning rate of stage 1.")
     domain_data: str | None = Field(
-        None, description="Extra unlabelled images for stage 1 (parquet/folder); empty: the training images."
+        None, description="Extra images for stage 1, labels not needed: a folder of image files, or any dataset;"
+        " the training images are always used.",
     )
 
 

@@ -181,11 +181,31 @@ def domain_images(config: TrainConfig, data: PreparedData) -> torch.Tensor:
     extra = config.model.dora.domain_data
     if not extra:
         return data.train.images
-    from roadwork.trainer.data import read_records  # noqa: PLC0415
+    return torch.cat((data.train.images, unlabelled_images(extra, config.data.image_size)))
 
-    records, _ = read_records(extra)
-    images, _ = decode_images(records, config.data.image_size)
-    return torch.cat((data.train.images, images))
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+def unlabelled_images(source: str | Path, size: int) -> torch.Tensor:
+    """Images (N, 3, S, S) uint8 of a stage-1 pool: a plain folder of image files (no labels needed; files
+    that do not decode are skipped), or any dataset `read_records` reads (its rows' images)."""
+    from roadwork.trainer.data import BadImageError, _center_square, decode_image, read_records  # noqa: PLC0415
+
+    folder = Path(source)
+    is_plain = folder.is_dir() and not any(folder.rglob("*.parquet")) and not (folder / "metadata.jsonl").exists()
+    if not is_plain:
+        records, _ = read_records(source)
+        return decode_images(records, size)[0]
+    arrays = []
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        try:
+            arrays.append(np.asarray(_center_square(decode_image(path.read_bytes()), size), dtype=np.uint8))
+        except BadImageError:
+            continue
+    if not arrays:
+        raise ValueError(f"model.dora.domain_data: no decodable images in {folder}")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()  # (N, 3, S, S)
 
 
 def _domain_batches(model: MultiViewClassifier, images: torch.Tensor, batch_size: int, device: torch.device,

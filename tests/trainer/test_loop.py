@@ -173,3 +173,20 @@ def test_tiny_preset_reaches_validation_mcc_0_9_on_the_synthetic_data(tmp_path: 
     synthesize(tmp_path / "data", 1200, seed=0)
     result = train(TrainConfig().with_overrides({"optim.epochs": 50}), tmp_path / "data", tmp_path / "ckpt", **QUIET)
     assert result.metrics["val_mcc"] >= 0.9, result.history
+
+
+def test_dora_stage_one_also_reads_a_folder_of_unlabelled_images(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from roadwork.trainer.train import unlabelled_images
+
+    pool = tmp_path / "pool"
+    (pool / "sub").mkdir(parents=True)
+    Image.new("RGB", (80, 60), (200, 100, 0)).save(pool / "a.jpg")
+    Image.new("RGB", (40, 40), (0, 100, 200)).save(pool / "sub" / "b.png")
+    (pool / "broken.jpg").write_bytes(b"not an image")
+    images = unlabelled_images(pool, 32)
+    assert images.shape == (2, 3, 32, 32) and images.dtype == torch.uint8
+    assert images[0, 0].float().mean() == pytest.approx(200, abs=2)  # a.jpg: orange, centre-cropped
+    with pytest.raises(ValueError, match="no decodable images"):
+        unlabelled_images(pool / "sub" / "none", 32) if (pool / "sub" / "none").mkdir() is None else None
