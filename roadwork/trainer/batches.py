@@ -7,11 +7,13 @@ training device, where augmentation runs too.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from roadwork.trainer.config import TrainConfig
@@ -30,6 +32,8 @@ class Split:
     metadata: MetadataBatch
     ids: list[str]
     weights: torch.Tensor | None = None  # (N,) draw weights per epoch; None: a plain shuffle
+    masks: torch.Tensor | None = None  # (N, 1, S, S) uint8 0/1 roadwork masks; None: no mask source
+    mask_valid: torch.Tensor | None = None  # (N,) bool: the row has a mask
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -38,6 +42,38 @@ class Split:
         """Rows `idx` on `device`: images float in [0, 1], labels, metadata."""
         images = self.images[idx].to(device, non_blocking=True).float().div_(255.0)
         return images, self.labels[idx].to(device), self.metadata.index(idx).to(device)
+
+    def masks_for(self, idx: torch.Tensor, device: torch.device) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Rows `idx`' masks (float 0/1) and which rows have one; (None, None) without a mask source."""
+        if self.masks is None:
+            return None, None
+        return self.masks[idx].to(device).float(), self.mask_valid[idx].to(device)
+
+
+def load_masks(folder: Path | str, records: Sequence[Record], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of `records` from a pseudo-label folder (`index.json` maps record ids to mask PNGs), cropped and
+    resized like the images (centre square, then `size`): (N, 1, S, S) uint8 0/1 and (N,) bool (has a mask)."""
+    from PIL import Image  # noqa: PLC0415
+
+    from roadwork.trainer.data import _center_square  # noqa: PLC0415
+
+    folder = Path(folder)
+    index_path = folder / "index.json"
+    if not index_path.exists():
+        raise FileNotFoundError(f"data.masks: no index.json in {folder} (run the pseudo_label job first)")
+    entries = json.loads(index_path.read_text()).get("masks", {})
+    masks = torch.zeros(len(records), 1, size, size, dtype=torch.uint8)
+    valid = torch.zeros(len(records), dtype=torch.bool)
+    for i, rec in enumerate(records):
+        entry = entries.get(rec.id)
+        path = folder / entry["mask"] if entry else None
+        if path is None or not path.exists():
+            continue
+        with Image.open(path) as img:
+            square = _center_square(img.convert("L"), size)
+        masks[i, 0] = torch.from_numpy((np.asarray(square) >= 128).astype(np.uint8))
+        valid[i] = True
+    return masks, valid
 
 
 @dataclass
@@ -159,10 +195,14 @@ def prepare_data(
     weights, sampling_report = None, None
     if config.sampling.gps.enabled:
         weights, sampling_report = _gps_weights(config, train_recs, val_recs, log)
+    masks = mask_valid = None
+    if config.data.masks and config.model.architecture == "multiview" and config.model.segmentation_head:
+        masks, mask_valid = load_masks(config.data.masks, train_recs, size)
+        log(f"segmentation masks for {int(mask_valid.sum())} of {len(train_recs)} training rows")
     return PreparedData(
         # validation runs as the competition does: pixels only, every metadata field missing
         train=Split(x_train, y_train, encode_metadata(train_recs, vocab, text_encoder), [r.id for r in train_recs],
-                    weights),
+                    weights, masks, mask_valid),
         val=Split(x_val, y_val, MetadataBatch.missing(len(val_recs)), [r.id for r in val_recs]),
         records=records,
         read_report=report,

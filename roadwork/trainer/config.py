@@ -22,6 +22,10 @@ class DataConfig(_Section):
     val_fraction: float = Field(0.2, gt=0, lt=1, description="Share of rows held out for validation (by id hash).")
     image_size: int = Field(96, ge=16, description="Side of the square input image, in pixels.")
     split_seed: int = Field(0, description="Seed of the train/validation split.")
+    masks: str | None = Field(
+        None, description="A pseudo-label folder (index.json + masks/, from the pseudo_label job) whose roadwork"
+        " masks train the segmentation head; empty: no masks.",
+    )
 
 
 class DoRAConfig(_Section):

@@ -134,12 +134,15 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def batch_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, metadata: MetadataBatch,
-               weights: LossWeights) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The training loss of one batch for either architecture; (total, unweighted terms)."""
+               weights: LossWeights, masks: torch.Tensor | None = None, mask_valid: torch.Tensor | None = None,
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The training loss of one batch for either architecture; (total, unweighted terms). `masks` (B, 1, S, S)
+    with `mask_valid` (B,) train the segmentation head where the row has a mask."""
     if isinstance(unwrap(model), MultiViewClassifier):
         out = model(images, metadata, return_all=True)  # through the wrapper: DDP syncs what forward touched
         return total_loss(logits=out["logits"], targets=labels, weights=weights, view_logits=out["view_logits"],
                           weather_logits=out["weather_logits"], weather_labels=metadata.weather,
+                          mask_logits=out["mask_logits"], masks=masks, mask_valid=mask_valid,
                           moe_loss=out["moe_loss"])
     return total_loss(logits=model(images), targets=labels, weights=weights)
 
@@ -386,18 +389,22 @@ def _train_epoch(runner: nn.Module, model: nn.Module, optimizer: torch.optim.Opt
         step_loss = 0.0
         for i, idx in enumerate(micro):
             images, labels, metadata = split.batch(idx, device)
+            masks, mask_valid = split.masks_for(idx, device)
             if augmenter is not None:
                 images = augmenter(images)
+                masks = mask_valid = None  # the augmenter moves pixels; the masks would no longer line up
             elif opt.hflip:
                 flip = (torch.rand(len(idx), generator=generator) < 0.5).to(device)
                 images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+                if masks is not None:
+                    masks = torch.where(flip.view(-1, 1, 1, 1), masks.flip(-1), masks)
             sync = ddp.no_sync(runner) if (ddp.enabled and i < len(micro) - 1) else contextlib.nullcontext()
             # Sophia-H's Hessian-vector products differentiate the backward pass; only SDPA's math kernel has a
             # second derivative
             kernel = sdpa_kernel(SDPBackend.MATH) if need_hessian else contextlib.nullcontext()
             with sync, kernel:  # accumulate locally; DDP all-reduces on the last micro-batch's backward only
                 with autocast(device, opt.precision):
-                    loss, _ = batch_loss(runner, images, labels, metadata, weights)
+                    loss, _ = batch_loss(runner, images, labels, metadata, weights, masks, mask_valid)
                     loss = loss * (len(idx) / sum(len(m) for m in micro))
                 loss.backward(create_graph=need_hessian)
             step_loss += loss.item()

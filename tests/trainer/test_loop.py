@@ -190,3 +190,46 @@ def test_dora_stage_one_also_reads_a_folder_of_unlabelled_images(tmp_path: Path)
     assert images[0, 0].float().mean() == pytest.approx(200, abs=2)  # a.jpg: orange, centre-cropped
     with pytest.raises(ValueError, match="no decodable images"):
         unlabelled_images(pool / "sub" / "none", 32) if (pool / "sub" / "none").mkdir() is None else None
+
+
+def _mask_folder(tmp_path: Path, records, n: int) -> Path:
+    """A pseudo-label folder as the pseudo_label job writes it: index.json + masks/<id>.png, for n records."""
+    from PIL import Image
+
+    folder = tmp_path / "labels"
+    (folder / "masks").mkdir(parents=True)
+    entries = {}
+    for rec in records[:n]:
+        w, h = rec.width or 120, rec.height or 90
+        mask = Image.new("L", (w, h), 0)
+        mask.paste(255, (w // 2, 0, w, h))  # the right half is roadwork
+        mask.save(folder / "masks" / f"{rec.id}.png")
+        entries[rec.id] = {"mask": f"masks/{rec.id}.png", "fraction": 0.5}
+    (folder / "index.json").write_text(json.dumps({"masks": entries, "failed": {}}))
+    return folder
+
+
+def test_pseudo_label_masks_train_the_segmentation_head(synth_data: Path, tmp_path: Path) -> None:
+    from roadwork.trainer.batches import load_masks, prepare_data
+    from roadwork.trainer.data import read_records
+    from roadwork.trainer.model import build_model
+    from roadwork.trainer.train import batch_loss, loss_weights
+
+    records, _ = read_records(synth_data)
+    folder = _mask_folder(tmp_path, records, 10)
+    masks, valid = load_masks(folder, records[:12], 32)
+    assert valid.tolist() == [True] * 10 + [False] * 2
+    assert masks[0, 0, :, :15].sum() == 0 and masks[0, 0, :, 17:].all()  # right half, after the centre crop
+    config = _config(data__masks=str(folder), model__segmentation_head=True, optim__epochs=1)
+    data = prepare_data(config, synth_data, log=lambda _: None)
+    assert int(data.train.mask_valid.sum()) == sum(r in {x.id for x in records[:10]} for r in data.train.ids)
+    model = build_model(config.model, 32)
+    idx = torch.arange(8)
+    images, labels, metadata = data.train.batch(idx, torch.device("cpu"))
+    m, v = data.train.masks_for(idx, torch.device("cpu"))
+    _, terms = batch_loss(model, images, labels, metadata, loss_weights(config), m, v)
+    assert "segmentation" in terms and torch.isfinite(terms["segmentation"])
+    result = train(config, synth_data, tmp_path / "ckpt", **QUIET)  # the loop feeds them too
+    assert len(result.history) == 1
+    with pytest.raises(FileNotFoundError, match="no index.json"):
+        load_masks(tmp_path, records, 32)
