@@ -34,6 +34,7 @@ from roadwork.trainer.config import (
     TrainConfig,
     toggle_component,
 )
+from roadwork.trainer.sources import canonical_source
 from roadwork.trainer.train import train
 
 CONFIDENCE = 0.95
@@ -106,7 +107,7 @@ def run_ablation(
         config = config.with_overrides({"optim.epochs": epochs})
     path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
     # The config as run records the data it actually used; the variants inherit it.
-    config = config.with_overrides({"data.path": str(path.resolve())})
+    config = config.with_overrides({"data.path": canonical_source(path)})
     variants = plan_variants(config, components)
     with write_session(engine) as session:
         study = ablations.create_study(session, config_name=config.name, config=config.to_dict(), seeds=seeds,

@@ -53,8 +53,13 @@ def condition_cells(
 
 
 def resolve_data_path(settings: Settings, configured: str | None) -> Path:
-    """The dataset a config points at; empty means the home's synthetic dataset."""
-    path = Path(configured).expanduser() if configured else settings.datasets_dir / "synth"
+    """The dataset a config points at (a path, or a `dataset:` / Hub reference kept as written); empty means
+    the home's synthetic dataset."""
+    if configured:
+        from roadwork.trainer.sources import canonical_source  # noqa: PLC0415
+
+        return Path(canonical_source(configured))  # raises FileNotFoundError naming a missing local path
+    path = settings.datasets_dir / "synth"
     if not path.exists():
         raise FileNotFoundError(
             f"dataset not found: {path} (create one with `roadwork data synth --out {path}` or set data.path)"

@@ -20,6 +20,7 @@ from roadwork.platform import mining
 from roadwork.platform.evaluation import resolve_data_path
 from roadwork.platform.registry import register_version
 from roadwork.trainer.config import TrainConfig
+from roadwork.trainer.sources import canonical_source
 from roadwork.trainer.distributed import rank_from_env
 from roadwork.trainer.ensemble import EnsembleResult, train_ensemble
 from roadwork.trainer.train import TrainResult, train
@@ -95,7 +96,7 @@ def start_run(
         champion = repo.alias_holder(session)
         hard_set, hard_ids = choose_hard_negatives(session, champion, hard_negative_set_id, use_latest_hard_negatives)
     # The config as run records the data it actually used.
-    config = config.model_copy(update={"data": config.data.model_copy(update={"path": str(path.resolve())})})
+    config = config.model_copy(update={"data": config.data.model_copy(update={"path": canonical_source(path)})})
     run_dir = resumable_run(settings) if resume else new_run_dir(settings)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "settings.json").write_text(json.dumps(settings.public_dict(), indent=2))

@@ -164,6 +164,17 @@ def resolve_source(source: Path | str) -> tuple[str, Path | DatasetRef]:
     raise FileNotFoundError(f"dataset path does not exist: {path}")
 
 
+def canonical_source(source: Path | str) -> str:
+    """A stable text for a data source, as recorded in a run's config: a local path made absolute (its scheme
+    prefix kept), a Hugging Face dataset reference kept as written. Raises like `resolve_source`."""
+    kind, target = resolve_source(source)
+    if kind == DATASET:
+        return str(source)
+    text = str(source)
+    prefix = next((p for p in SCHEMES if text.startswith(p)), "")
+    return prefix + str(Path(target).resolve())
+
+
 def _resolve_scheme(kind: str, rest: str, text: str) -> tuple[str, Path | DatasetRef]:
     """A source with an explicit ``kind:`` prefix; local kinds need an existing path."""
     if not rest:

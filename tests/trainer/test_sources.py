@@ -313,3 +313,25 @@ def test_fresh_offline_process_without_network(repo: Path, tmp_path: Path) -> No
     assert out["parquet_imports_datasets"] is False
     assert out["dataset_report"] == [N_ROWS, N_ROWS - 3, {"truncated": 1, "undecodable": 1, "zero_byte": 1}]
     assert "nobody-here/no-such-roadwork-set" in out["error"]
+
+
+def test_canonical_source_makes_local_paths_absolute_and_keeps_dataset_references(tmp_path, monkeypatch) -> None:
+    from roadwork.trainer.sources import canonical_source
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.parquet").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    assert canonical_source("d") == str((tmp_path / "d").resolve())
+    assert canonical_source("parquet:d") == "parquet:" + str((tmp_path / "d").resolve())
+    assert canonical_source("dataset:natix-network-org/roadwork:train") == "dataset:natix-network-org/roadwork:train"
+    assert canonical_source(Path("dataset:owner/name")) == "dataset:owner/name"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        canonical_source("missing/dir/x")
+
+
+def test_a_run_config_records_a_hub_dataset_as_written(settings, tmp_path) -> None:
+    from roadwork.platform.evaluation import resolve_data_path
+
+    assert str(resolve_data_path(settings, "dataset:natix-network-org/roadwork")) == "dataset:natix-network-org/roadwork"
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        resolve_data_path(settings, str(tmp_path / "nope"))
