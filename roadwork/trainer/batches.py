@@ -86,6 +86,11 @@ class PreparedData:
     sampling_report: dict[str, Any] | None = None
     hard_negative_ids: list[str] = field(default_factory=list)
 
+    @property
+    def vocab_sizes(self) -> tuple[int, int, int] | None:
+        """(weather, daytime, scene) table sizes the model's metadata embeddings need; None without metadata."""
+        return None if self.vocab is None else tuple(self.vocab.size(k) for k in ("weather", "daytime", "scene"))
+
 
 def data_fingerprint(records: Sequence[Record]) -> str:
     """sha256 over (id, label, image sha256) of every record, in id order: names the data a model saw."""

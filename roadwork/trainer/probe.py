@@ -24,8 +24,7 @@ def _setup(config: TrainConfig, data_path: Path | str, log: Callable[[str], None
         torch.set_num_threads(config.optim.num_threads)
     device = pick_device(config.optim.device)
     data = prepare_data(config, data_path, log=log)
-    sizes = tuple(data.vocab.size(k) for k in ("weather", "daytime", "scene")) if data.vocab else None
-    model = build_model(config.model, config.data.image_size, vocab_sizes=sizes).to(device)
+    model = build_model(config.model, config.data.image_size, vocab_sizes=data.vocab_sizes).to(device)
     return device, data, model
 
 

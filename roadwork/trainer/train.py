@@ -250,6 +250,11 @@ def epoch_order(split: Split, generator: torch.Generator, rank: int = 0, world: 
     return order
 
 
+def epoch_length(n: int, world: int = 1) -> int:
+    """Rows one rank sees per epoch: `len(epoch_order(...))` without drawing the order."""
+    return n // world if world > 1 else n
+
+
 def train(
     config: TrainConfig,
     data_path: Path,
@@ -280,8 +285,7 @@ def train(
 
     data = prepare_data(config, data_path, hard_negative_ids=hard_negative_ids, oversample=oversample, log=log)
     vocab = data.vocab
-    sizes = tuple(vocab.size(k) for k in ("weather", "daytime", "scene")) if vocab else None
-    model = build_model(config.model, config.data.image_size, vocab_sizes=sizes).to(device)
+    model = build_model(config.model, config.data.image_size, vocab_sizes=data.vocab_sizes).to(device)
     generator = torch.Generator().manual_seed(opt.seed)
     report = _backbone_mode_setup(model, config, data, device, generator, log)
     model.to(device)
@@ -291,8 +295,7 @@ def train(
         report["gps_sampling"] = data.sampling_report
 
     optimizer = build_optimizer(opt.optimizer, model, lr=opt.lr, weight_decay=opt.weight_decay)
-    steps_per_epoch = math.ceil(len(epoch_order(data.train, torch.Generator(), ddp.rank, ddp.world))
-                                / (opt.batch_size * opt.grad_accum))
+    steps_per_epoch = math.ceil(epoch_length(len(data.train), ddp.world) / (opt.batch_size * opt.grad_accum))
     total = steps_per_epoch * opt.epochs
     warmup = int(total * opt.warmup_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, total, warmup))

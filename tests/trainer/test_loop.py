@@ -233,3 +233,12 @@ def test_pseudo_label_masks_train_the_segmentation_head(synth_data: Path, tmp_pa
     assert len(result.history) == 1
     with pytest.raises(FileNotFoundError, match="no index.json"):
         load_masks(tmp_path, records, 32)
+
+
+@pytest.mark.parametrize(("n", "world"), [(10, 1), (10, 2), (11, 2), (7, 3), (2, 4)])
+def test_epoch_length_is_the_length_of_each_ranks_order(n: int, world: int) -> None:
+    from roadwork.trainer.train import epoch_length, epoch_order
+
+    split = type("Rows", (), {"weights": None, "__len__": lambda self: n})()  # a split of n rows, no weights
+    lengths = {len(epoch_order(split, torch.Generator().manual_seed(0), r, world)) for r in range(world)}
+    assert lengths == {epoch_length(n, world)}
