@@ -302,7 +302,7 @@ def _hard_negatives(sizes: Sizes, now: dt.datetime) -> dict:
     return {"hard_negative_sets": sets, "hard_negative_items": items}
 
 
-def seed(url: str, settings, sizes: Sizes) -> dict[str, int]:  # noqa: ANN001 - roadwork.config.Settings
+def seed(url: str, settings, sizes: Sizes) -> dict[str, int]:  # noqa: ANN001 - roadwork.settings.Settings
     """Migrate and fill the registry at `url`; the number of rows per table."""
     from sqlalchemy import insert
 
@@ -338,7 +338,7 @@ def _register_jobs(engine, settings) -> None:  # noqa: ANN001
     """Start and stop the scheduler once: it stores the built-in jobs with their next run times."""
     import logging
 
-    from roadwork.platform.scheduler import SchedulerService
+    from roadwork.platform.jobs.scheduler import SchedulerService
 
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     service = SchedulerService(engine, settings)
@@ -455,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         del os.environ[key]
     os.environ.update(ROADWORK_HOME=str(home), ROADWORK_UID=str(OUR_UID))
 
-    from roadwork.config import load_settings
+    from roadwork.settings import load_settings
 
     settings = load_settings()
     db_path = Path(settings.db_url.removeprefix("sqlite:///"))

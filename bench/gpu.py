@@ -25,7 +25,7 @@ import torch
 from transformers import DINOv3ViTConfig, DINOv3ViTModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from roadwork.trainer.model import RoadworkClassifier  # noqa: E402
+from roadwork.trainer.model.classifier import RoadworkClassifier  # noqa: E402
 
 # hidden, layers, heads, mlp, gated MLP, register tokens: as in the facebook/dinov3-vit*16*-pretrain configs
 SIZES = {
@@ -121,9 +121,9 @@ def bench_size(size: str, device: torch.device, repeats: int) -> dict:
 
 def recipe_model(size: str, pruning: str, device: torch.device, config_path: Path) -> torch.nn.Module:
     """The competition recipe with a random-weight backbone of `size` (the config's DoRA adapters applied)."""
-    from roadwork.trainer.backbone import apply_dora
+    from roadwork.trainer.model.backbone import apply_dora
     from roadwork.trainer.config import load_config
-    from roadwork.trainer.model import build_model
+    from roadwork.trainer.model.classifier import build_model
 
     hidden, layers, heads, mlp, gated, regs = SIZES[size]
     config = load_config(config_path, {"model.pruning.placement": pruning, "model.backbone": None,

@@ -20,7 +20,7 @@ import sklearn
 from sklearn.metrics import matthews_corrcoef
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from roadwork.trainer.metrics import threshold_sweep  # noqa: E402
+from roadwork.trainer.eval.metrics import threshold_sweep  # noqa: E402
 
 N_ROWS = 1_000_000
 N_THRESHOLDS = 5000

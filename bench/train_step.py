@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from roadwork.trainer.config import TrainConfig
-from roadwork.trainer.model import build_model
-from roadwork.trainer.optim import build_optimizer
+from roadwork.trainer.model.classifier import build_model
+from roadwork.trainer.loop.optim import build_optimizer
 
 VARIANTS: list[tuple[str, dict]] = [
     ("single image (baseline)", {"model.architecture": "single"}),

@@ -3,7 +3,7 @@
     python bench/views.py [--images 4] [--repeats 3] [--sizes 224,518]
 
 The test images are phone-sized (4032 x 3024) JPEGs at quality 90: synthetic road scenes from
-`roadwork.trainer.synth` upscaled (bicubic) with added fine detail (a high-frequency texture and sensor-like
+`roadwork.trainer.data.synth` upscaled (bicubic) with added fine detail (a high-frequency texture and sensor-like
 noise), so the JPEG carries as much high-frequency content as a real photo does. Both paths start from the
 same bytes and produce the same `(12, 3, S, S)` tensor: `views_from_bytes(data, S, fast=False)` decodes in full
 then crops and resizes each view; `fast=True` decodes at 1/r in the DCT (`Image.draft`) first. Times are the
@@ -28,9 +28,9 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from roadwork.trainer.data import decode_image, read_records
-from roadwork.trainer.synth import synthesize
-from roadwork.trainer.views import draft_reduction, views_from_bytes
+from roadwork.trainer.data.records import decode_image, read_records
+from roadwork.trainer.data.synth import synthesize
+from roadwork.trainer.data.crops import draft_reduction, views_from_bytes
 
 WIDTH, HEIGHT = 4032, 3024
 QUALITY = 90

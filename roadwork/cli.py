@@ -56,7 +56,7 @@ def main_options(
 
 
 def _settings():  # noqa: ANN202
-    from roadwork.config import load_settings
+    from roadwork.settings import load_settings
 
     return load_settings(os.environ.get("ROADWORK_SETTINGS"))
 
@@ -133,7 +133,7 @@ def data_synth(
 def synthesize_with_progress(out_dir: Path, n: int, seed: int, corrupt_fraction: float, show: bool = True):  # noqa: ANN201
     from rich.progress import Progress
 
-    from roadwork.trainer.synth import synthesize
+    from roadwork.trainer.data.synth import synthesize
 
     with Progress(disable=not show, console=err) as bar:
         task = bar.add_task("synthesising", total=n)
@@ -144,7 +144,7 @@ def synthesize_with_progress(out_dir: Path, n: int, seed: int, corrupt_fraction:
 @settings_app.command("show")
 def settings_show(as_json: JsonOpt = False) -> None:
     """Show the settings in force (secrets masked) and where each can be set."""
-    from roadwork.config import describe_settings, settings_path
+    from roadwork.settings import describe_settings, settings_path
 
     settings = _settings()
     if as_json:
@@ -197,7 +197,7 @@ def train(
 
 def _preset(config: Path, data: Path | None, overrides: dict[str, Any] | None = None):  # noqa: ANN202
     """(config, data path) for the trainer's probes: the data is --data, else the config's, else the home's."""
-    from roadwork.platform.evaluation import resolve_data_path
+    from roadwork.platform.evaluation.validation import resolve_data_path
     from roadwork.trainer.config import load_config
 
     cfg = load_config(config, overrides)
@@ -213,8 +213,8 @@ def lr_find(
     as_json: JsonOpt = False,
 ) -> None:
     """Learning-rate range test: raise the LR exponentially over --steps batches and suggest a starting optim.lr."""
-    from roadwork.trainer.finders import plot_lr_finder
-    from roadwork.trainer.probe import lr_find as run
+    from roadwork.trainer.loop.finders import plot_lr_finder
+    from roadwork.trainer.loop.probe import lr_find as run
 
     cfg, path = _preset(config, data)
     result = run(cfg, path, steps=steps, log=(lambda s: err.print(s)) if as_json else out.print)
@@ -236,7 +236,7 @@ def batch_size(
     as_json: JsonOpt = False,
 ) -> None:
     """Largest batch whose forward + backward fits in CUDA memory (doubling, then bisection). Needs a GPU."""
-    from roadwork.trainer.probe import batch_size_find
+    from roadwork.trainer.loop.probe import batch_size_find
 
     cfg, path = _preset(config, data)
     result = batch_size_find(cfg, path, max_batch=max_batch)
@@ -255,7 +255,7 @@ def augment_preview(
     every_family: Annotated[bool, typer.Option(help="Fire every augmentation family on every image.")] = False,
 ) -> None:
     """Write a contact sheet of augmented training images: row 1 the originals, then augmented copies."""
-    from roadwork.trainer.probe import augment_preview as run
+    from roadwork.trainer.loop.probe import augment_preview as run
 
     cfg, path = _preset(config, data)
     written = run(cfg, path, out_path, n=n, every_family=every_family, log=out.print)
@@ -275,7 +275,7 @@ def ensemble(
     """Train N members, combine their logits, and register the ensemble as ONE candidate version."""
     from roadwork.platform.training import train_ensemble_and_register
     from roadwork.trainer.config import load_config
-    from roadwork.trainer.ensemble import COMBINES, parse_members
+    from roadwork.trainer.model.ensemble import COMBINES, parse_members
 
     if combine not in COMBINES:
         raise typer.BadParameter(f"must be one of {', '.join(COMBINES)}", param_hint="--combine")
@@ -409,8 +409,8 @@ def evaluate(
 
     from roadwork.db import repo
     from roadwork.db.engine import read_session
-    from roadwork.platform.evaluation import evaluate_version
-    from roadwork.platform.replay_evaluation import evaluate_replay
+    from roadwork.platform.evaluation.validation import evaluate_version
+    from roadwork.platform.evaluation.replay import evaluate_replay
 
     settings = _settings()
     engine = _engine(settings)
@@ -466,8 +466,8 @@ def challenge_render(
     """Render one challenge exactly as a validator would send it, and print its parameters."""
     import numpy as np
 
-    from roadwork.platform.challenge import ChallengeParams, render_jpeg, sample_params
-    from roadwork.trainer.data import decode_image
+    from roadwork.platform.evaluation.challenge import ChallengeParams, render_jpeg, sample_params
+    from roadwork.trainer.data.records import decode_image
 
     if seed is not None and params is not None:
         raise ValueError("give --seed or --params, not both")
@@ -508,7 +508,7 @@ def deploy(
     as_json: JsonOpt = False,
 ) -> None:
     """Publish a version to every target and make it the champion."""
-    from roadwork.platform.registry import deploy as do_deploy
+    from roadwork.platform.registry.service import deploy as do_deploy
 
     settings = _settings()
     result = do_deploy(_engine(settings), settings, version, actor=ACTOR, reason=reason)
@@ -522,7 +522,7 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Make an earlier version the champion again and republish it."""
-    from roadwork.platform.registry import rollback as do_rollback
+    from roadwork.platform.registry.service import rollback as do_rollback
 
     settings = _settings()
     result = do_rollback(_engine(settings), settings, to=to, reason=reason, actor=ACTOR)
@@ -587,8 +587,8 @@ def export(
     """Export a version as a Hugging Face model repository the stock miner can load (trust_remote_code)."""
     from roadwork.db import repo
     from roadwork.db.engine import read_session
-    from roadwork.platform.export import export_version
-    from roadwork.platform.registry import checkout
+    from roadwork.platform.registry.packaging import export_version
+    from roadwork.platform.registry.service import checkout
 
     settings = _settings()
     with read_session(_engine(settings)) as session:
@@ -606,8 +606,8 @@ def predict(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the calibrated roadwork probability of each image, one per line (what the miner would answer)."""
-    from roadwork.trainer.data import BadImageError
-    from roadwork.trainer.predict import Predictor
+    from roadwork.trainer.data.records import BadImageError
+    from roadwork.trainer.eval.predict import Predictor
 
     path = Path(model)
     if path.is_dir():
@@ -615,7 +615,7 @@ def predict(
     else:
         from roadwork.db import repo
         from roadwork.db.engine import read_session
-        from roadwork.platform.registry import checkout
+        from roadwork.platform.registry.service import checkout
 
         settings = _settings()
         with read_session(_engine(settings)) as session:
@@ -644,7 +644,7 @@ def score(
     as_json: JsonOpt = False,
 ) -> None:
     """Score a stream of answers exactly as a validator does (windows, cube, moving average)."""
-    from roadwork.platform.scoring import expected_reward, read_predictions_csv, summarize
+    from roadwork.platform.evaluation.scoring import expected_reward, read_predictions_csv, summarize
 
     labels, preds = read_predictions_csv(predictions)
     result = summarize(labels, preds)
@@ -673,7 +673,7 @@ def scheduler(
     import logging
     import signal
 
-    from roadwork.platform.scheduler import SchedulerService
+    from roadwork.platform.jobs.scheduler import SchedulerService
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -726,7 +726,7 @@ WaitOpt = Annotated[float, typer.Option(help="Seconds to wait for the scheduler 
 @jobs_app.command("list")
 def jobs_list(as_json: JsonOpt = False) -> None:
     """Scheduled jobs with their trigger and next run."""
-    from roadwork.platform.jobstore import stored_jobs
+    from roadwork.platform.jobs.store import stored_jobs
 
     items = stored_jobs(_engine(_settings()))
     if as_json:
@@ -798,7 +798,7 @@ def jobs_schedule(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a job's schedule (previews the next fire times)."""
-    from roadwork.platform.scheduler import next_fire_times
+    from roadwork.platform.jobs.scheduler import next_fire_times
 
     times = next_fire_times(cron, 3)
     if not as_json:
@@ -831,7 +831,7 @@ def jobs_history(
 def candidates(as_json: JsonOpt = False) -> None:
     """Candidates that passed the gate and wait for an operator (gate.policy manual)."""
     from roadwork.db.engine import read_session
-    from roadwork.platform.gate import latest_gate_event, pending_candidates
+    from roadwork.platform.evaluation.gate import latest_gate_event, pending_candidates
 
     with read_session(_engine(_settings())) as session:
         items = [(v, latest_gate_event(session, v.id)) for v in pending_candidates(session)]
@@ -886,7 +886,7 @@ def ab_create(
 def ab_list(as_json: JsonOpt = False) -> None:
     """A/B tests with their latest verdict."""
     from roadwork.db.engine import read_session
-    from roadwork.platform.ab import latest_results, list_ab_tests
+    from roadwork.platform.ab.service import latest_results, list_ab_tests
 
     with read_session(_engine(_settings())) as session:
         tests = list_ab_tests(session)
@@ -1027,11 +1027,11 @@ def demo(
 
 def main() -> None:
     """Console entry point: known errors print one clear line on stderr and exit 2, no traceback."""
-    from roadwork.config import SettingsError
+    from roadwork.settings import SettingsError
     from roadwork.db.repo import NotFoundError
-    from roadwork.platform.artifacts import ArtifactError
-    from roadwork.platform.registry import DeployError
-    from roadwork.platform.scheduler import SchedulerBusyError
+    from roadwork.platform.registry.artifacts import ArtifactError
+    from roadwork.platform.registry.service import DeployError
+    from roadwork.platform.jobs.scheduler import SchedulerBusyError
     from roadwork.trainer.config import ConfigError
 
     try:

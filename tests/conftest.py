@@ -16,7 +16,7 @@ os.environ.setdefault("HF_MODULES_CACHE", tempfile.mkdtemp(prefix="roadwork-hf-m
 import pytest
 from sqlalchemy import Engine
 
-from roadwork.config import Settings, load_settings
+from roadwork.settings import Settings, load_settings
 from roadwork.db.engine import dispose_engines, make_engine, migrate
 from roadwork.trainer.config import TrainConfig
 
@@ -75,7 +75,7 @@ def engine(settings: Settings) -> Engine:
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic dataset (200 rows, a few corrupt) shared by the session."""
-    from roadwork.trainer.synth import synthesize
+    from roadwork.trainer.data.synth import synthesize
 
     out = tmp_path_factory.mktemp("synth")
     synthesize(out, 200, seed=1, corrupt_fraction=0.02)
@@ -85,7 +85,7 @@ def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(synth_data: Path, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
     """A TrainResult of the tiny preset trained briefly on `synth_data`."""
-    from roadwork.trainer.train import train
+    from roadwork.trainer.loop.train import train
 
     return train(tiny_config(epochs=2), synth_data, tmp_path_factory.mktemp("ckpt") / "checkpoint",
                  show_progress=False, log=lambda _: None)

@@ -9,7 +9,7 @@ import typer
 import yaml
 
 from roadwork.cli import app
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from tests.conftest import ROOT
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

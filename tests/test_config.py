@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from roadwork.config import Settings, SettingsError, describe_settings, load_settings
+from roadwork.settings import Settings, SettingsError, describe_settings, load_settings
 
 
 def test_defaults_live_under_home(clean_env, tmp_path: Path) -> None:

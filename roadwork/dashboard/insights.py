@@ -21,12 +21,12 @@ from sqlalchemy import Subquery, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
-from roadwork.config import Settings, load_settings
+from roadwork.settings import Settings, load_settings
 from roadwork.dashboard import services
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import read_session
-from roadwork.platform.jobstore import stored_jobs
+from roadwork.platform.jobs.store import stored_jobs
 from roadwork.platform.model_age import champion_age
 from roadwork.platform.standings import MinerRow, TrendPoint, derive_standing, history_for, latest_snapshot
 

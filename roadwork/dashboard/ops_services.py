@@ -25,17 +25,17 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.dashboard import auth, services
 from roadwork.dashboard.insights import standing_trends
 from roadwork.dashboard.services import CACHE_TTL_S, RequestError, local
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
-from roadwork.platform import ab
-from roadwork.platform.jobs import JOBS
-from roadwork.platform.jobstore import stored_jobs
-from roadwork.platform.scheduler import next_fire_times
+from roadwork.platform.ab import service as ab
+from roadwork.platform.jobs.functions import JOBS
+from roadwork.platform.jobs.store import stored_jobs
+from roadwork.platform.jobs.scheduler import next_fire_times
 from roadwork.platform.standings import MinerRow, Snapshot, Standing, derive_standing, latest_snapshot
 
 USERS_MODULE = "roadwork.platform.users"
@@ -434,7 +434,7 @@ def _thumbnail(data: bytes) -> bytes | None:
 def _pool_images(pool: Path, ids: set[str]) -> dict[str, bytes]:
     """Image bytes of the wanted ids: rows of a parquet pool, or files under a folder pool."""
     from roadwork.platform.mining import is_parquet_pool
-    from roadwork.trainer.data import read_records
+    from roadwork.trainer.data.records import read_records
 
     if is_parquet_pool(pool):
         records, _ = read_records(pool, validate_images=False)

@@ -17,7 +17,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from roadwork.clock import to_local, utcnow
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.dashboard import auth
 from roadwork.db import repo
 from roadwork.db.engine import get_engine, migrate, read_session, write_session
@@ -430,7 +430,7 @@ class Candidate:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _candidates(url: str) -> list[Candidate]:
-    from roadwork.platform.gate import latest_gate_event, pending_candidates
+    from roadwork.platform.evaluation.gate import latest_gate_event, pending_candidates
 
     with read_session(_engine_for(url)) as session:
         out = []

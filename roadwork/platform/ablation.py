@@ -23,19 +23,19 @@ import numpy as np
 from scipy import stats
 from sqlalchemy import Engine
 
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.db import ablations
 from roadwork.db.ablations import BASE, AblationStudy
 from roadwork.db.engine import read_session, write_session
-from roadwork.platform.evaluation import resolve_data_path
+from roadwork.platform.evaluation.validation import resolve_data_path
 from roadwork.trainer.config import (
     COMPONENTS,
     ConfigError,
     TrainConfig,
     toggle_component,
 )
-from roadwork.trainer.sources import canonical_source
-from roadwork.trainer.train import train
+from roadwork.trainer.data.readers import canonical_source
+from roadwork.trainer.loop.train import train
 
 CONFIDENCE = 0.95
 

@@ -9,16 +9,16 @@ from typing import Any
 
 import numpy as np
 
-from roadwork.config import Settings, settings_path
+from roadwork.settings import Settings, settings_path
 from roadwork.db import repo
 from roadwork.db.engine import current_revision, get_engine, migrate, read_session, write_session
-from roadwork.platform.evaluation import evaluate_version
-from roadwork.platform.publish import CURRENT
-from roadwork.platform.replay_evaluation import evaluate_replay
-from roadwork.platform.registry import deploy
+from roadwork.platform.evaluation.validation import evaluate_version
+from roadwork.platform.registry.publish import CURRENT
+from roadwork.platform.evaluation.replay import evaluate_replay
+from roadwork.platform.registry.service import deploy
 from roadwork.platform.training import train_and_register
 from roadwork.trainer.config import TrainConfig, load_config
-from roadwork.trainer.data import find_parquet_files
+from roadwork.trainer.data.records import find_parquet_files
 
 
 def run_demo(

@@ -20,11 +20,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
-from roadwork.trainer.data import BadImageError, decode_image, read_records
+from roadwork.trainer.data.records import BadImageError, decode_image, read_records
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 BATCH = 64
@@ -156,7 +156,7 @@ def default_pool(settings: Settings, version: repo.Version) -> Path:
     """`settings.mining.pool`, else the dataset `version` was trained on."""
     if settings.mining.pool:
         return Path(settings.mining.pool).expanduser()
-    from roadwork.platform.gate import training_data_path
+    from roadwork.platform.evaluation.gate import training_data_path
 
     return training_data_path(settings, version)
 
@@ -173,8 +173,8 @@ def mine_hard_negatives(
     """Run the champion (or `version_ref`) over `pool` (default: `default_pool`) and store a hard-negative set.
 
     Raises `LookupError` when there is no champion and no `version_ref`."""
-    from roadwork.platform.registry import checkout
-    from roadwork.trainer.predict import Predictor
+    from roadwork.platform.registry.service import checkout
+    from roadwork.trainer.eval.predict import Predictor
 
     with read_session(engine) as session:
         version = repo.get_version(session, version_ref) if version_ref is not None else repo.alias_holder(session)
@@ -254,7 +254,7 @@ def hard_negative_ids(session: Session, set_id: int) -> list[str]:
 
 def mine_job() -> dict[str, Any]:
     """Scheduled job: mine hard negatives with the champion over the configured pool."""
-    from roadwork.config import load_settings
+    from roadwork.settings import load_settings
     from roadwork.db.engine import get_engine
 
     settings = load_settings()

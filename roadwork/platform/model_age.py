@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from roadwork.clock import utcnow
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
 
@@ -62,7 +62,7 @@ def champion_age(engine: Engine, settings: Settings, now: dt.datetime | None = N
 def model_age_task(now: dt.datetime | None = None) -> dict:
     """Scheduled check: when retraining is due and none has run or been asked for since the submission,
     ask the scheduler (through the commands table) to run the train job now."""
-    from roadwork.config import load_settings
+    from roadwork.settings import load_settings
     from roadwork.db.engine import get_engine
 
     settings = load_settings()

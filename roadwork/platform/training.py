@@ -13,27 +13,27 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session
 from roadwork.platform import mining
-from roadwork.platform.evaluation import resolve_data_path
-from roadwork.platform.registry import register_version
+from roadwork.platform.evaluation.validation import resolve_data_path
+from roadwork.platform.registry.service import register_version
 from roadwork.trainer.config import TrainConfig
-from roadwork.trainer.sources import canonical_source
-from roadwork.trainer.distributed import rank_from_env
-from roadwork.trainer.ensemble import EnsembleResult, train_ensemble
-from roadwork.trainer.train import TrainResult, train
+from roadwork.trainer.data.readers import canonical_source
+from roadwork.trainer.loop.distributed import rank_from_env
+from roadwork.trainer.model.ensemble import EnsembleResult, train_ensemble
+from roadwork.trainer.loop.train import TrainResult, train
 
 CALIBRATION_REPLAY = 400  # challenges in the replay the calibration is fitted on
 
 
 def calibrate_checkpoint(checkpoint_dir: Path, config: TrainConfig, data_path: Path, n: int) -> dict:
     """Fit the calibration on a replay of the validation split and write it into the checkpoint's JSON."""
-    from roadwork.platform.replay_evaluation import fit_replay_calibration
-    from roadwork.trainer.checkpoint import META, atomic_write_bytes, read_meta
-    from roadwork.trainer.data import read_records, split_records
-    from roadwork.trainer.predict import Predictor
+    from roadwork.platform.evaluation.replay import fit_replay_calibration
+    from roadwork.trainer.model.checkpoint import META, atomic_write_bytes, read_meta
+    from roadwork.trainer.data.records import read_records, split_records
+    from roadwork.trainer.eval.predict import Predictor
 
     records, _ = read_records(data_path)
     _, val = split_records(records, config.data.val_fraction, config.data.split_seed)

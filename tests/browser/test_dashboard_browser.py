@@ -86,10 +86,11 @@ def _tail(path: Path, n: int = 4000) -> str:
 
 def _seed(home: Path, checkpoint_dir: Path) -> dict[str, int]:
     """0.1.0, then 0.2.0 deployed (0.2.0 champion), 0.3.0 passed the gate and waits; an operator and a viewer."""
-    from roadwork.config import load_settings
+    from roadwork.settings import load_settings
     from roadwork.db import repo
     from roadwork.db.engine import make_engine, migrate, write_session
-    from roadwork.platform import registry, users
+    from roadwork.platform import users
+    from roadwork.platform.registry import service as registry
 
     settings = load_settings()
     assert str(home) in settings.db_url
@@ -286,7 +287,7 @@ def test_operator_approves_and_rolls_back_viewer_changes_nothing(
     _require_browser()  # before the checkpoint is trained: a skip costs nothing
     from playwright.sync_api import sync_playwright
 
-    from roadwork.config import load_settings
+    from roadwork.settings import load_settings
     from roadwork.dashboard.services import CACHE_TTL_S
     from roadwork.db import repo
 

@@ -23,7 +23,7 @@ from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.dashboard import auth
 from roadwork.db import models as m
 from roadwork.db import repo

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from roadwork.clock import utcnow
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import write_session
@@ -176,7 +176,7 @@ def seed_operations(session, now: dt.datetime) -> None:  # noqa: ANN001
 
 def register_jobs(engine: Engine, settings: Settings) -> None:
     """Start and stop the scheduler once: it registers the built-in jobs with their next run times."""
-    from roadwork.platform.scheduler import SchedulerService
+    from roadwork.platform.jobs.scheduler import SchedulerService
 
     service = SchedulerService(engine, settings)
     service.start()

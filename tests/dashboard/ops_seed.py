@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import Engine, update
 
 from roadwork.clock import utcnow
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import make_engine, write_session
@@ -76,7 +76,7 @@ def _runs(s, now: dt.datetime, logs: Path) -> tuple[dict[str, int], Path]:  # no
 
 
 def _ab_test(engine: Engine, ids: dict[str, int]) -> int:
-    from roadwork.platform.ab import create_ab_test, paired_comparison
+    from roadwork.platform.ab.service import create_ab_test, paired_comparison
 
     test_id = create_ab_test(engine, version_a=ids["0.2.0"], version_b=ids["0.3.0"], sample_size=400, actor="test")
     rng = np.random.default_rng(0)
@@ -92,8 +92,8 @@ def _ab_test(engine: Engine, ids: dict[str, int]) -> int:
 
 
 def _hard_negatives(engine: Engine, pool_dir: Path, source_id: int) -> tuple[int, tuple[str, ...], str]:
-    from roadwork.trainer.data import read_records
-    from roadwork.trainer.synth import synthesize
+    from roadwork.trainer.data.records import read_records
+    from roadwork.trainer.data.synth import synthesize
 
     synthesize(pool_dir, 12)
     records, _ = read_records(pool_dir)
@@ -135,7 +135,7 @@ def _standings(engine: Engine, settings: Settings, root: Path, now: dt.datetime)
 
 
 def _scheduled_jobs(engine: Engine, settings: Settings) -> None:
-    from roadwork.platform.scheduler import SchedulerService
+    from roadwork.platform.jobs.scheduler import SchedulerService
 
     service = SchedulerService(engine, settings)
     service.start()  # registers the built-in jobs in the job store, once

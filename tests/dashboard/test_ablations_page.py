@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.dashboard import ablation_services as abl
 from roadwork.dashboard import charts_ablation
 from roadwork.db import ablations as store

@@ -14,12 +14,12 @@ from sqlalchemy import event
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.dashboard import insight_charts, insights, services
 from roadwork.db import repo
 from roadwork.db.engine import make_engine, read_session
-from roadwork.platform.jobs import JOBS
-from roadwork.platform.jobstore import stored_jobs
+from roadwork.platform.jobs.functions import JOBS
+from roadwork.platform.jobs.store import stored_jobs
 from tests.dashboard import insight_seed as seed
 
 APP = Path(__file__).resolve().parents[2] / "roadwork" / "dashboard" / "app.py"

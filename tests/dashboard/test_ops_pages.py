@@ -17,12 +17,12 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.dashboard import auth, services
 from roadwork.dashboard import ops_services as ops
 from roadwork.db import repo
 from roadwork.db.engine import dispose_engines, make_engine, read_session
-from roadwork.platform.scheduler import next_fire_times
+from roadwork.platform.jobs.scheduler import next_fire_times
 from tests.conftest import DB_NAME, ROOT
 from tests.dashboard.ops_seed import OUR_UID, STALE_ERROR_PART, OpsSeed, create_user, seed
 
@@ -37,7 +37,7 @@ TIMEOUT_S = 30
 
 def same_schedule(shown: str, configured: str) -> bool:
     """The stored trigger names weekdays (`mon`) where the settings may number them (`1`): same fire times."""
-    from roadwork.platform.scheduler import next_fire_times
+    from roadwork.platform.jobs.scheduler import next_fire_times
 
     return next_fire_times(shown, 10) == next_fire_times(configured, 10)
 

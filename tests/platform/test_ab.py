@@ -14,11 +14,12 @@ from sklearn.metrics import matthews_corrcoef
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
-from roadwork.platform import ab, registry
-from roadwork.platform.artifacts import ArtifactError
-from roadwork.platform.replay_evaluation import evaluate_replay
-from roadwork.trainer.checkpoint import WEIGHTS
-from roadwork.trainer.metrics import mcc_from_counts
+from roadwork.platform.ab import service as ab
+from roadwork.platform.registry import service as registry
+from roadwork.platform.registry.artifacts import ArtifactError
+from roadwork.platform.evaluation.replay import evaluate_replay
+from roadwork.trainer.model.checkpoint import WEIGHTS
+from roadwork.trainer.eval.metrics import mcc_from_counts
 
 # --- McNemar ----------------------------------------------------------------------------------------------------
 

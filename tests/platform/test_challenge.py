@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from roadwork.platform.challenge import (
+from roadwork.platform.evaluation.challenge import (
     DISTORTION_ORDER,
     DISTORTION_PARAMS,
     MISSING,
@@ -35,8 +35,8 @@ from roadwork.platform.challenge import (
     rotate,
     sample_params,
 )
-from roadwork.platform.challenge.rendering import center_crop_box, rotated_crop, rotated_crop_u8, to_float, to_uint8
-from roadwork.trainer.data import Record
+from roadwork.platform.evaluation.challenge.rendering import center_crop_box, rotated_crop, rotated_crop_u8, to_float, to_uint8
+from roadwork.trainer.data.records import Record
 
 LEVELS = [1, 2, 3, 4, 5]
 TAG_KEYS = {"level", *DISTORTION_ORDER, "source", "weather", "daytime", "scene"}

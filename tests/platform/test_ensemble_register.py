@@ -16,14 +16,14 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from roadwork.cli import app
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session
-from roadwork.platform.registry import checkout, load_version
+from roadwork.platform.registry.service import checkout, load_version
 from roadwork.platform.training import train_ensemble_and_register
-from roadwork.trainer.checkpoint import read_meta
-from roadwork.trainer.ensemble import EnsembleClassifier, parse_members
-from roadwork.trainer.predict import Predictor
+from roadwork.trainer.model.checkpoint import read_meta
+from roadwork.trainer.model.ensemble import EnsembleClassifier, parse_members
+from roadwork.trainer.eval.predict import Predictor
 from tests.conftest import ROOT, tiny_config
 
 torch.set_num_threads(1)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from roadwork.config import GateSettings, load_settings
+from roadwork.settings import GateSettings, load_settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session
-from roadwork.platform import gate, registry
-from roadwork.platform.gate import EvalSummary, decide
+from roadwork.platform.evaluation import gate
+from roadwork.platform.registry import service as registry
+from roadwork.platform.evaluation.gate import EvalSummary, decide
 
 POLICY = GateSettings(min_mcc_gain=0.01, min_reward_gain=0.0, min_cell_n=30, cell_tolerance=0.05)
 

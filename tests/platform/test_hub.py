@@ -8,10 +8,10 @@ from types import SimpleNamespace
 import pytest
 from huggingface_hub import HfApi
 
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session
-from roadwork.platform import registry
+from roadwork.platform.registry import service as registry
 
 
 class RecordingHubApi(HfApi):

@@ -11,14 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from roadwork.clock import utcnow
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
-from roadwork.platform import subprocess_jobs
+from roadwork.platform.jobs import runner as subprocess_jobs
 from roadwork.platform.events import EventForwarder
 from roadwork.platform.model_age import champion_age, model_age_task, reward_factor
-from roadwork.platform.scheduler import SchedulerService
-from roadwork.platform.subprocess_jobs import JobFailed, run_in_subprocess
+from roadwork.platform.jobs.scheduler import SchedulerService
+from roadwork.platform.jobs.runner import JobFailed, run_in_subprocess
 
 
 def test_a_subprocess_job_returns_its_result_and_keeps_a_log(tmp_path) -> None:  # noqa: ANN001
@@ -69,7 +69,7 @@ def test_scheduler_records_a_killed_job_as_failed_and_keeps_going(engine, clean_
     service.start()
     try:
         # the mine job's target replaced by a sleeper: the real function resolves settings.timeouts_s["mine"]
-        from roadwork.platform import jobs
+        from roadwork.platform.jobs import functions as jobs
 
         service.scheduler.add_job("tests.platform.test_jobs:sleepy_mine", "date", id="hung",
                                   run_date=dt.datetime.now(dt.UTC))
@@ -88,7 +88,7 @@ def test_scheduler_records_a_killed_job_as_failed_and_keeps_going(engine, clean_
 
 
 def sleepy_mine() -> dict:
-    from roadwork.platform.jobs import _child
+    from roadwork.platform.jobs.functions import _child
 
     return _child("hung", "tests.platform.jobfuncs:sleepy", "mine", seconds=60)
 

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session
-from roadwork.platform import mining, registry
+from roadwork.platform import mining
+from roadwork.platform.registry import service as registry
 from roadwork.platform.training import train_and_register
-from roadwork.trainer.data import decode_image, read_records
-from roadwork.trainer.predict import Predictor
+from roadwork.trainer.data.records import decode_image, read_records
+from roadwork.trainer.eval.predict import Predictor
 from tests.conftest import tiny_config
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from roadwork.platform import publish
+from roadwork.platform.registry import publish
 
 
 def _release(tmp_path: Path, name: str, content: str) -> Path:

@@ -4,11 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session
-from roadwork.platform import publish, registry
-from roadwork.platform.artifacts import ArtifactError
+from roadwork.platform.registry import publish
+from roadwork.platform.registry import service as registry
+from roadwork.platform.registry.artifacts import ArtifactError
 
 
 def _register(engine, settings, ckpt, parent=None) -> repo.Version:  # noqa: ANN001

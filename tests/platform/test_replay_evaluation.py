@@ -9,15 +9,15 @@ import pytest
 
 from roadwork.db import repo
 from roadwork.db.engine import read_session
-from roadwork.platform import registry
-from roadwork.platform.challenge import replay_from_params
-from roadwork.platform.replay_evaluation import evaluate_replay
-from roadwork.platform.scoring import summarize
+from roadwork.platform.registry import service as registry
+from roadwork.platform.evaluation.challenge import replay_from_params
+from roadwork.platform.evaluation.replay import evaluate_replay
+from roadwork.platform.evaluation.scoring import summarize
 from roadwork.platform.training import calibrate_checkpoint
-from roadwork.trainer.calibration import Calibration
-from roadwork.trainer.checkpoint import read_meta
-from roadwork.trainer.data import read_records
-from roadwork.trainer.metrics import binary_metrics
+from roadwork.trainer.eval.calibration import Calibration
+from roadwork.trainer.model.checkpoint import read_meta
+from roadwork.trainer.data.records import read_records
+from roadwork.trainer.eval.metrics import binary_metrics
 from tests.conftest import tiny_config
 
 

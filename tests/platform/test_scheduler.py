@@ -10,14 +10,14 @@ import pytest
 from sqlalchemy import select
 
 from roadwork.clock import utcnow
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
-from roadwork.platform import registry
-from roadwork.platform.jobs import EVALUATE_CHAMPION
-from roadwork.platform.jobstore import stored_jobs
-from roadwork.platform.scheduler import SchedulerBusyError, SchedulerService, next_fire_times
+from roadwork.platform.registry import service as registry
+from roadwork.platform.jobs.functions import EVALUATE_CHAMPION
+from roadwork.platform.jobs.store import stored_jobs
+from roadwork.platform.jobs.scheduler import SchedulerBusyError, SchedulerService, next_fire_times
 
 
 def boom() -> None:
@@ -81,7 +81,7 @@ def test_the_builtin_job_is_stored_as_json(engine, service) -> None:
     with read_session(engine) as s:
         raw = s.execute(select(m.ScheduledJob.job_state).where(m.ScheduledJob.id == EVALUATE_CHAMPION)).scalar_one()
     state = json.loads(raw)  # JSON, not a pickle
-    assert state["func"] == "roadwork.platform.jobs:evaluate_champion"
+    assert state["func"] == "roadwork.platform.jobs.functions:evaluate_champion"
     assert state["trigger"]["type"] == "cron" and state["trigger"]["timezone"] == "UTC"
 
 
@@ -198,7 +198,7 @@ def test_approve_and_reject_commands_decide_gated_candidates(engine, settings, s
         assert repo.get_command(s, reject).status == "applied"
         assert repo.alias_holder(s).id == versions[1].id
         event = repo.alias_history(s)[0]
-        from roadwork.platform.gate import pending_candidates
+        from roadwork.platform.evaluation.gate import pending_candidates
 
         assert pending_candidates(s) == []
     assert event.reason == "looks right" and event.gate_result["approved_by"] == "test"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, matthews_corrcoef
 
-from roadwork.platform.scoring import (
+from roadwork.platform.evaluation.scoring import (
     StepScore,
     expected_reward,
     read_predictions_csv,

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import Engine
 
-from roadwork.config import Settings, load_settings
+from roadwork.settings import Settings, load_settings
 from roadwork.db import repo
 from roadwork.db.engine import get_engine, read_session
 from roadwork.platform import standings as st

@@ -9,8 +9,8 @@ from PIL import Image
 
 import kornia  # noqa: E402,F401 - a dependency of the project: a missing kornia fails, never skips
 
-from roadwork.platform.challenge import distortions as ref
-from roadwork.trainer.augment import (
+from roadwork.platform.evaluation.challenge import distortions as ref
+from roadwork.trainer.data.augment import (
     AugmentConfig,
     Augmenter,
     Fog,

@@ -10,7 +10,7 @@ import torch
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
-from roadwork.trainer.backbone import (
+from roadwork.trainer.model.backbone import (
     DEFAULT_TARGET_MODULES,
     Backbone,
     BackboneConfig,
@@ -203,7 +203,7 @@ def test_flash_attention_falls_back_to_sdpa(monkeypatch, caplog):
         "find_spec",
         lambda name, *a: None if name == "flash_attn" else real_find_spec(name, *a),
     )
-    with caplog.at_level(logging.WARNING, logger="roadwork.trainer.backbone"):
+    with caplog.at_level(logging.WARNING, logger="roadwork.trainer.model.backbone"):
         assert resolve_attn_implementation("flash_attention_2") == "sdpa"
         backbone = Backbone(tiny("dinov3", attn_implementation="flash_attention_2"))
     assert "falling back to sdpa" in caplog.text

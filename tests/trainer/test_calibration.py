@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from roadwork.trainer.calibration import Calibration, fit_calibration
-from roadwork.trainer.metrics import binary_metrics, threshold_sweep
+from roadwork.trainer.eval.calibration import Calibration, fit_calibration
+from roadwork.trainer.eval.metrics import binary_metrics, threshold_sweep
 
 THRESHOLDS = [0.01, 0.05, 0.3, 0.5, 0.5000001, 0.72, 0.99, 1 / 3]
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from roadwork.trainer import data as data_mod
-from roadwork.trainer.data import (
+from roadwork.trainer.data import records as data_mod
+from roadwork.trainer.data.records import (
     BadImageError,
     ImageDataset,
     Record,
@@ -23,7 +23,7 @@ from roadwork.trainer.data import (
     read_records,
     split_records,
 )
-from roadwork.trainer.synth import synthesize
+from roadwork.trainer.data.synth import synthesize
 
 
 def _encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:  # noqa: ANN003

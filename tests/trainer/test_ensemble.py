@@ -13,9 +13,9 @@ from PIL import Image
 from safetensors.torch import load_file
 from sklearn.linear_model import LogisticRegression
 
-from roadwork.trainer.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from roadwork.trainer.model.checkpoint import load_checkpoint, read_meta, save_checkpoint
 from roadwork.trainer.config import TrainConfig
-from roadwork.trainer.ensemble import (
+from roadwork.trainer.model.ensemble import (
     L2,
     EnsembleClassifier,
     fit_weights,
@@ -24,8 +24,8 @@ from roadwork.trainer.ensemble import (
     save_ensemble,
     train_ensemble,
 )
-from roadwork.trainer.model import build_model
-from roadwork.trainer.predict import Predictor, to_pixels
+from roadwork.trainer.model.classifier import build_model
+from roadwork.trainer.eval.predict import Predictor, to_pixels
 
 torch.set_num_threads(1)
 

@@ -15,8 +15,8 @@ from safetensors.torch import load_file, save_file
 from transformers import pipeline
 from transformers.dynamic_module_utils import get_imports
 
-from roadwork.trainer.calibration import Calibration
-from roadwork.trainer.checkpoint import (
+from roadwork.trainer.eval.calibration import Calibration
+from roadwork.trainer.model.checkpoint import (
     FORMAT,
     META,
     WEIGHTS,
@@ -24,11 +24,11 @@ from roadwork.trainer.checkpoint import (
     save_checkpoint,
 )
 from roadwork.trainer.config import TrainConfig
-from roadwork.trainer.data import BadImageError, ImageDataset, Record
-from roadwork.trainer.export import export_model
-from roadwork.trainer.export_code import ExportCodeError, check_portable
-from roadwork.trainer.model import build_model
-from roadwork.trainer.predict import Predictor, to_pixels
+from roadwork.trainer.data.records import BadImageError, ImageDataset, Record
+from roadwork.trainer.export.repo import export_model
+from roadwork.trainer.export.code import ExportCodeError, check_portable
+from roadwork.trainer.model.classifier import build_model
+from roadwork.trainer.eval.predict import Predictor, to_pixels
 
 CARD = {"model_name": "m", "description": "d", "version": "1.2.3", "submitted_by": "5H", "submission_time": 1}
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from roadwork.trainer.finders import (
+from roadwork.trainer.loop.finders import (
     BatchSizeResult,
     LRFinderResult,
     _suggest,

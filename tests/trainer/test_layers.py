@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from roadwork.trainer.layers import (
+from roadwork.trainer.model.layers import (
     GAFM,
     TEXT_DIM,
     ClassifierHead,
@@ -438,7 +438,7 @@ def minilm():  # noqa: ANN201
         if os.environ.get("CI") == "true":  # under CI a missing tool is a failure, never a skip
             pytest.fail(message)
         pytest.skip(message + ": pip install -e '.[dev]'")
-    from roadwork.trainer.layers.metadata import MiniLMTextEncoder
+    from roadwork.trainer.model.layers.metadata_encoder import MiniLMTextEncoder
 
     return MiniLMTextEncoder()
 

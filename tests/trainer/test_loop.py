@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from roadwork.trainer.config import TrainConfig
-from roadwork.trainer.train import Interrupted, train
+from roadwork.trainer.loop.train import Interrupted, train
 
 QUIET = {"show_progress": False, "log": lambda _: None}
 # a very small, fast variant of the tiny preset: 32 px images, 16 px views
@@ -96,7 +96,7 @@ def test_two_stage_dora_trains_adapters_only_and_saves_a_merged_backbone(synth_d
     assert 0 < rep["backbone_trainable_params"] < rep["backbone_params"]
     keys = _weights(tmp_path).keys()
     assert not any("lora" in k for k in keys)  # merged: a plain backbone, loadable without peft
-    from roadwork.trainer.checkpoint import load_checkpoint
+    from roadwork.trainer.model.checkpoint import load_checkpoint
 
     model, _ = load_checkpoint(tmp_path)
     assert torch.isfinite(model(torch.rand(2, 3, 32, 32))).all()
@@ -128,8 +128,8 @@ def test_two_ddp_ranks_on_cpu_end_with_identical_weights(synth_data: Path, tmp_p
 
 
 def test_gps_targets_come_from_the_validation_split_a_file_or_a_dataset(synth_data: Path, tmp_path: Path) -> None:
-    from roadwork.trainer.batches import gps_targets
-    from roadwork.trainer.data import read_records
+    from roadwork.trainer.data.batches import gps_targets
+    from roadwork.trainer.data.records import read_records
 
     records, _ = read_records(synth_data)
     assert gps_targets("val", records[:3]) == [r.gps for r in records[:3]]
@@ -168,7 +168,7 @@ def test_cli_resume_continues_the_newest_interrupted_run(synth_data: Path, tmp_p
 @pytest.mark.slow
 def test_tiny_preset_reaches_validation_mcc_0_9_on_the_synthetic_data(tmp_path: Path) -> None:
     """The acceptance run: 1200 synthetic rows, the tiny preset trained for 50 epochs (about 4 min)."""
-    from roadwork.trainer.synth import synthesize
+    from roadwork.trainer.data.synth import synthesize
 
     synthesize(tmp_path / "data", 1200, seed=0)
     result = train(TrainConfig().with_overrides({"optim.epochs": 50}), tmp_path / "data", tmp_path / "ckpt", **QUIET)
@@ -178,7 +178,7 @@ def test_tiny_preset_reaches_validation_mcc_0_9_on_the_synthetic_data(tmp_path: 
 def test_dora_stage_one_also_reads_a_folder_of_unlabelled_images(tmp_path: Path) -> None:
     from PIL import Image
 
-    from roadwork.trainer.train import unlabelled_images
+    from roadwork.trainer.loop.train import unlabelled_images
 
     pool = tmp_path / "pool"
     (pool / "sub").mkdir(parents=True)
@@ -210,10 +210,10 @@ def _mask_folder(tmp_path: Path, records, n: int) -> Path:
 
 
 def test_pseudo_label_masks_train_the_segmentation_head(synth_data: Path, tmp_path: Path) -> None:
-    from roadwork.trainer.batches import load_masks, prepare_data
-    from roadwork.trainer.data import read_records
-    from roadwork.trainer.model import build_model
-    from roadwork.trainer.train import batch_loss, loss_weights
+    from roadwork.trainer.data.batches import load_masks, prepare_data
+    from roadwork.trainer.data.records import read_records
+    from roadwork.trainer.model.classifier import build_model
+    from roadwork.trainer.loop.train import batch_loss, loss_weights
 
     records, _ = read_records(synth_data)
     folder = _mask_folder(tmp_path, records, 10)
@@ -237,7 +237,7 @@ def test_pseudo_label_masks_train_the_segmentation_head(synth_data: Path, tmp_pa
 
 @pytest.mark.parametrize(("n", "world"), [(10, 1), (10, 2), (11, 2), (7, 3), (2, 4)])
 def test_epoch_length_is_the_length_of_each_ranks_order(n: int, world: int) -> None:
-    from roadwork.trainer.train import epoch_length, epoch_order
+    from roadwork.trainer.loop.train import epoch_length, epoch_order
 
     split = type("Rows", (), {"weights": None, "__len__": lambda self: n})()  # a split of n rows, no weights
     lengths = {len(epoch_order(split, torch.Generator().manual_seed(0), r, world)) for r in range(world)}

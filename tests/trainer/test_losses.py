@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from roadwork.trainer.losses import (
+from roadwork.trainer.loop.losses import (
     LossWeights,
     consistency_loss,
     dice_loss,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from roadwork.trainer.data import read_records
-from roadwork.trainer.metadata import (
+from roadwork.trainer.data.records import read_records
+from roadwork.trainer.data.metadata import (
     GPS_STATUSES,
     NULL_TOKEN,
     MetadataVocab,
@@ -22,7 +22,7 @@ from roadwork.trainer.metadata import (
     parse_weather,
     parse_weather_status,
 )
-from roadwork.trainer.synth import CITIES, synthesize
+from roadwork.trainer.data.synth import CITIES, synthesize
 
 NY = (40.7128, -74.006)
 MISSING = [None, "", "   ", "null", "NULL", "None", "none", "nan", "NaN", "[]", float("nan"), b"null"]
@@ -147,7 +147,7 @@ def test_weather_malformed_is_none(text: object) -> None:
 
 
 def test_parse_record_from_record_and_from_raw_row() -> None:
-    from roadwork.trainer.data import Record
+    from roadwork.trainer.data.records import Record
 
     rec = Record(
         id="a", image_bytes=b"x", label=1, width=10, height=10, gps="POINT(-74.006 40.7128)", city=" New York ",

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, matthews_corrcoef, precision_score, recall_score, roc_auc_score
 
-from roadwork.trainer import metrics
+from roadwork.trainer.eval import metrics
 
 
 def random_case(seed: int, n: int = 300, decimals: int = 2) -> tuple[np.ndarray, np.ndarray]:

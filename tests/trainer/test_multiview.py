@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from roadwork.trainer.config import COMPONENTS, ConfigError, TrainConfig, toggle_component
-from roadwork.trainer.model import build_model
-from roadwork.trainer.multiview import MetadataBatch, MultiViewClassifier, tensor_views
-from roadwork.trainer.views import extract_views
+from roadwork.trainer.model.classifier import build_model
+from roadwork.trainer.model.multiview import MetadataBatch, MultiViewClassifier, tensor_views
+from roadwork.trainer.data.crops import extract_views
 
 torch.set_num_threads(1)
 SIZE = 64

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from roadwork.trainer.optim import (
+from roadwork.trainer.loop.optim import (
     Lion,
     SophiaH,
     build_optimizer,

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from roadwork.trainer.config import TrainConfig
-from roadwork.trainer.probe import augment_preview, batch_size_find, lr_find
+from roadwork.trainer.loop.probe import augment_preview, batch_size_find, lr_find
 from tests.test_cli import roadwork
 
 FAST = {"data.image_size": 32, "model.views.size": 16, "model.hidden_size": 32}

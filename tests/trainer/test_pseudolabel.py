@@ -12,10 +12,10 @@ import torch
 from PIL import Image
 from transformers.utils import is_torchvision_available
 
-from roadwork.trainer import pseudolabel
-from roadwork.trainer.data import read_records
-from roadwork.trainer.pseudolabel import ROADWORK_PROMPTS, pseudo_label, segment, tiny_sam3
-from roadwork.trainer.synth import synthesize
+from roadwork.platform import pseudolabel
+from roadwork.trainer.data.records import read_records
+from roadwork.platform.pseudolabel import ROADWORK_PROMPTS, pseudo_label, segment, tiny_sam3
+from roadwork.trainer.data.synth import synthesize
 
 PROMPTS = ["traffic cone", "road work sign"]
 KEEP_ALL = -1.0  # score threshold below every score: every instance is kept

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from roadwork.trainer.data import Record
-from roadwork.trainer.sampling import (
+from roadwork.trainer.data.records import Record
+from roadwork.trainer.data.sampling import (
     EARTH_RADIUS_KM,
     GpsWeighting,
     bracket_weights,

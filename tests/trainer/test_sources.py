@@ -17,15 +17,15 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from roadwork.trainer.data import ReadReport, Record, read_records
-from roadwork.trainer.sources import (
+from roadwork.trainer.data.records import ReadReport, Record, read_records
+from roadwork.trainer.data.readers import (
     DATASET,
     IMAGEFOLDER,
     PARQUET,
     DatasetRef,
     resolve_source,
 )
-from roadwork.trainer.synth import OUTPUT_RELPATH, synthesize
+from roadwork.trainer.data.synth import OUTPUT_RELPATH, synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 N_ROWS = 30
@@ -291,7 +291,7 @@ def test_fresh_offline_process_without_network(repo: Path, tmp_path: Path) -> No
         def refuse(*a, **k):
             raise SystemExit("network access attempted: %r" % (a,))
         socket.socket.connect = socket.create_connection = socket.getaddrinfo = refuse
-        from roadwork.trainer.data import read_records
+        from roadwork.trainer.data.records import read_records
         out = {}
         _, report = read_records(sys.argv[1])
         out["parquet_imports_datasets"] = "datasets" in sys.modules
@@ -316,7 +316,7 @@ def test_fresh_offline_process_without_network(repo: Path, tmp_path: Path) -> No
 
 
 def test_canonical_source_makes_local_paths_absolute_and_keeps_dataset_references(tmp_path, monkeypatch) -> None:
-    from roadwork.trainer.sources import canonical_source
+    from roadwork.trainer.data.readers import canonical_source
 
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "x.parquet").write_bytes(b"")
@@ -330,7 +330,7 @@ def test_canonical_source_makes_local_paths_absolute_and_keeps_dataset_reference
 
 
 def test_a_run_config_records_a_hub_dataset_as_written(settings, tmp_path) -> None:
-    from roadwork.platform.evaluation import resolve_data_path
+    from roadwork.platform.evaluation.validation import resolve_data_path
 
     assert str(resolve_data_path(settings, "dataset:natix-network-org/roadwork")) == "dataset:natix-network-org/roadwork"
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from roadwork.trainer.synth import CITIES, SynthReport, synthesize
+from roadwork.trainer.data.synth import CITIES, SynthReport, synthesize
 
 EXPECTED_TYPES = {
     "image": pa.struct([("bytes", pa.binary()), ("path", pa.string())]),

@@ -5,12 +5,12 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, matthews_corrcoef
 
-from roadwork.trainer import metrics
-from roadwork.trainer.checkpoint import load_checkpoint, read_meta
+from roadwork.trainer.eval import metrics
+from roadwork.trainer.model.checkpoint import load_checkpoint, read_meta
 from roadwork.trainer.config import ConfigError, TrainConfig, load_config
-from roadwork.trainer.model import build_model
-from roadwork.trainer.train import lr_at, predict_probs, to_tensors
-from roadwork.trainer.data import read_records, split_records
+from roadwork.trainer.model.classifier import build_model
+from roadwork.trainer.loop.train import lr_at, predict_probs, to_tensors
+from roadwork.trainer.data.records import read_records, split_records
 from tests.conftest import ROOT
 
 
@@ -86,8 +86,8 @@ def test_training_learns_and_checkpoint_reloads_identically(tiny_checkpoint, syn
 @pytest.mark.slow
 def test_tiny_preset_learns_the_synthetic_task(tmp_path) -> None:  # noqa: ANN001
     """The demo's data and preset: 600 rows, 30 epochs (measured: val MCC 0.89 in about 25 s)."""
-    from roadwork.trainer.synth import synthesize
-    from roadwork.trainer.train import train
+    from roadwork.trainer.data.synth import synthesize
+    from roadwork.trainer.loop.train import train
 
     synthesize(tmp_path / "data", 600, seed=0, corrupt_fraction=0.01)
     result = train(TrainConfig(), tmp_path / "data", tmp_path / "ckpt", show_progress=False, log=lambda _: None)

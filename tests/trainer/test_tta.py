@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from roadwork.trainer.config import TrainConfig
-from roadwork.trainer.metrics import mcc
-from roadwork.trainer.model import build_model
-from roadwork.trainer.tta import (
+from roadwork.trainer.eval.metrics import mcc
+from roadwork.trainer.model.classifier import build_model
+from roadwork.trainer.eval.tta import (
     DEFAULT_VARIANTS,
     NONE,
     FeatureStats,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from roadwork.trainer import views as views_mod
-from roadwork.trainer.data import BadImageError
-from roadwork.trainer.views import (
+from roadwork.trainer.data import crops as views_mod
+from roadwork.trainer.data.records import BadImageError
+from roadwork.trainer.data.crops import (
     N_VIEWS,
     VIEW_NAMES,
     draft_reduction,
@@ -94,7 +94,7 @@ def test_global_view_equals_direct_resize() -> None:
     direct = np.asarray(img.resize((S, S), Image.Resampling.BILINEAR))
     assert torch.equal(v.pixels[0], torch.from_numpy(direct.copy()).permute(2, 0, 1).float() / 255)
     # and the centre view is level-0 preprocessing's centre square
-    from roadwork.trainer.data import _center_square
+    from roadwork.trainer.data.records import _center_square
 
     centre = np.asarray(_center_square(img, S))
     assert torch.equal(v.pixels[VIEW_NAMES.index("centre")], torch.from_numpy(centre.copy()).permute(2, 0, 1).float() / 255)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from roadwork.dashboard import auth, ops_charts, services
 from roadwork.dashboard import ops_services as ops
-from roadwork.platform.ab import MIN_N
+from roadwork.platform.ab.service import MIN_N
 
 DATETIME_COLUMN = {"format": "YYYY-MM-DD HH:mm:ss"}
 VERDICTS = {"a_better": "A is better", "b_better": "B is better", "no_difference": "no significant difference",

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.platform.standings.parsing import MinerRow
 
 ALERT_MISSING = "uid_missing"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from roadwork.config import load_settings
+from roadwork.settings import load_settings
 from roadwork.db import repo
 from roadwork.db.engine import get_engine, read_session, write_session
 from roadwork.platform.standings.analysis import check_alerts, derive_standing, stale_standing

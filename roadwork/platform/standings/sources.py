@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import requests
 from pydantic import SecretStr
 
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.platform.standings.http import Clock, JsonHttp, RateLimiter, Sleep
 from roadwork.platform.standings.parsing import (
     MAPPABLE_FIELDS,

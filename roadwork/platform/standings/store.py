@@ -16,7 +16,7 @@ from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
-from roadwork.config import Settings
+from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db.engine import write_session
 from roadwork.platform.standings.analysis import derive_standing

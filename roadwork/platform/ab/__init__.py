@@ -1,0 +1,1 @@
+"""A/B tests between two versions: statistics, live split, service."""

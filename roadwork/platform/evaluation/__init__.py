@@ -1,0 +1,1 @@
+"""Evaluation as validators score: validation split, challenge replay, scoring, the deploy gate."""

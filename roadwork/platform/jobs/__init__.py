@@ -1,0 +1,1 @@
+"""Scheduled and on-demand jobs: catalog, scheduler, job store, child-process runner."""

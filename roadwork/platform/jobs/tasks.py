@@ -1,0 +1,121 @@
+"""The work of the long jobs, run inside a worker process (see `jobs` and `subprocess_jobs`).
+
+`train_task` is the loop of DESIGN.md steps 2-5: train a candidate, evaluate it and the champion on one
+replay, gate, and deploy when the policy is `auto` (else it waits for an operator's approve or reject).
+Each step after training is recorded as a job run of its own (trigger `pipeline`), so the history shows
+train, evaluate, gate and deploy separately with their durations and results.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine
+
+from roadwork.clock import utcnow
+from roadwork.settings import Settings, load_settings
+from roadwork.db import repo
+from roadwork.db.engine import get_engine, read_session, write_session
+
+REPLAY_CHALLENGES = 500
+
+
+@contextlib.contextmanager
+def pipeline_step(engine: Engine, job_id: str) -> Iterator[dict[str, Any]]:
+    """Record a job run for one step; put the step's result dict in `step["result"]`."""
+    with write_session(engine) as session:
+        run = repo.record_job_run(session, job_id=job_id, status="started", started_at=utcnow(), trigger="pipeline")
+    step: dict[str, Any] = {}
+    try:
+        yield step
+    except Exception as exc:
+        with write_session(engine) as session:
+            repo.finish_job_run(session, run.id, status="failed", error=f"{type(exc).__name__}: {exc}")
+            repo.add_audit(session, actor="scheduler", action="job_failed", target=job_id, reason=str(exc)[:500])
+        raise
+    with write_session(engine) as session:
+        repo.finish_job_run(session, run.id, status="succeeded", result=step.get("result"))
+
+
+def evaluate_champion_task() -> dict[str, Any]:
+    """The champion on its validation split and on a replay whose seed is the day number (new challenges
+    each day, any run reproducible)."""
+    from roadwork.platform.evaluation.validation import evaluate_version
+    from roadwork.platform.evaluation.replay import evaluate_replay
+
+    settings = load_settings()
+    engine = get_engine(settings.db_url)
+    with read_session(engine) as session:
+        champion = repo.alias_holder(session)
+    if champion is None:
+        return {"skipped": "no champion yet"}
+    evaluation = evaluate_version(engine, settings, champion.id)
+    seed = dt.date.today().toordinal()
+    replay = evaluate_replay(engine, settings, champion.id, n=REPLAY_CHALLENGES, seed=seed)
+    return {"version": champion.label, "evaluation_id": evaluation.id, "mcc": round(evaluation.mcc, 4),
+            "accuracy": round(evaluation.accuracy, 4), "n": evaluation.n,
+            "replay_evaluation_id": replay.id, "replay_mcc": round(replay.mcc, 4), "replay_seed": seed}
+
+
+def deploy_candidate(engine: Engine, settings: Settings, ref: str | int, *, actor: str, reason: str,
+                     gate_result: dict[str, Any] | None) -> dict[str, Any]:
+    from roadwork.platform.registry.service import deploy
+
+    with pipeline_step(engine, "deploy") as step:
+        result = deploy(engine, settings, ref, actor=actor, reason=reason, gate_result=gate_result)
+        step["result"] = {"version": result.version.label, "published": result.published,
+                          "previous": result.previous.label if result.previous else None}
+    return step["result"]
+
+
+def train_task(config: str = "") -> dict[str, Any]:
+    """Train, evaluate against the champion on one replay, gate, and deploy if the policy says so."""
+    from roadwork.platform.evaluation.gate import gate_candidate
+    from roadwork.platform.training import train_and_register
+    from roadwork.trainer.config import TrainConfig, load_config
+
+    settings = load_settings()
+    engine = get_engine(settings.db_url)
+    cfg = load_config(config) if config else TrainConfig()
+    with read_session(engine) as session:
+        n_versions = len(repo.list_versions(session))
+    # A retrain with the same seed on the same data would reproduce the same model: vary it (recorded).
+    cfg = cfg.model_copy(update={"optim": cfg.optim.model_copy(update={"seed": cfg.optim.seed + n_versions})})
+    version, result = train_and_register(engine, settings, cfg, actor="scheduler", show_progress=False)
+    summary: dict[str, Any] = {"version": version.label, "val_mcc": round(result.metrics["val_mcc"], 4),
+                               "hard_negative_set_id": version.hard_negative_set_id}
+    with pipeline_step(engine, "evaluate") as step:
+        outcome = gate_candidate(engine, settings, version.id)
+        step["result"] = {"candidate": version.label, **outcome.evaluation_ids}
+    with pipeline_step(engine, "gate") as step:
+        step["result"] = {"candidate": version.label, "passed": outcome.result.passed,
+                          "reasons": outcome.result.reasons, "policy": settings.gate.policy}
+    summary["gate"] = step["result"]
+    if outcome.result.passed and settings.gate.policy == "auto":
+        summary["deployed"] = deploy_candidate(engine, settings, version.id, actor="scheduler",
+                                               reason="passed the gate (policy auto)",
+                                               gate_result=outcome.result.to_dict())
+    elif outcome.result.passed:
+        summary["pending"] = "waiting for an operator to approve or reject"
+    return summary
+
+
+def approve_candidate(engine: Engine, settings: Settings, ref: str | int, *, actor: str, reason: str) -> str:
+    """An operator's approval: deploy a candidate whose latest gate decision passed (with that decision)."""
+    from roadwork.platform.evaluation.gate import latest_gate_event, pending_candidates
+
+    with read_session(engine) as session:
+        event = latest_gate_event(session, ref)
+        version = repo.get_version(session, ref)
+        waiting = {v.id for v in pending_candidates(session)}
+    if event is None or event.action != "gate_passed":
+        raise ValueError(f"{version.label} has not passed the gate; only gated candidates are approved "
+                         "(an operator can still `roadwork deploy` it directly)")
+    if version.id not in waiting:  # deployed or rejected since the gate: a second or late approve does nothing
+        raise ValueError(f"{version.label} is no longer waiting for approval (already deployed or rejected)")
+    deployed = deploy_candidate(engine, settings, ref, actor=actor, reason=reason or "approved",
+                                gate_result=(event.details or {}) | {"approved_by": actor})
+    return f"{deployed['version']} approved and deployed"

@@ -1,0 +1,1 @@
+"""The model registry: versions, artifacts, publish targets, the Hub, packaging for deploy."""

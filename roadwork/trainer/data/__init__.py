@@ -1,0 +1,1 @@
+"""Training data: records and readers, synthetic data, metadata, crops, batches, sampling, augmentation."""

@@ -1,0 +1,1 @@
+"""Model-side evaluation: metrics, calibration, test-time augmentation, prediction."""

@@ -1,0 +1,1 @@
+"""Export to a Hugging Face model repository, with portable model code."""

@@ -1,0 +1,1 @@
+"""The training loop: training, resumable state, distributed, optimisers, losses, finders, probes."""

@@ -1,0 +1,1 @@
+"""The networks: backbones, the classifier, multi-view model, ensembles, checkpoints, layers."""
