@@ -493,7 +493,7 @@ def read_records(
     ``ValueError`` naming a missing ``image`` or ``label`` column, an unknown
     split or a directory with both layouts.
     """
-    from roadwork.trainer import sources  # imported here: sources builds on this module
+    from roadwork.trainer.data import readers as sources  # imported here: readers builds on this module
 
     kind, target = sources.resolve_source(source)
     if kind == sources.IMAGEFOLDER:
