@@ -11,31 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-
-
-def roadwork(home: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")}
-    env["ROADWORK_HOME"] = str(home)
-    done = subprocess.run([sys.executable, "-m", "roadwork.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        raise AssertionError(f"roadwork {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    return done
-
-
-def as_json(done: subprocess.CompletedProcess):  # noqa: ANN201
-    return json.loads(done.stdout)
-
-
-def _jpeg() -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (224, 224), (230, 120, 20)).save(buf, format="JPEG", quality=75)
-    return buf.getvalue()
+from tests.helpers import ROOT, as_json, jpeg_bytes, roadwork
 
 
 def serving_version(home: Path) -> str:
@@ -71,7 +47,7 @@ def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
     exported = as_json(roadwork(home, "export", "0.1.0", "--out", str(tmp_path / "export"), "--json"))
     assert "model_card.json" in exported["files"]
     image = tmp_path / "road.jpg"
-    image.write_bytes(_jpeg())
+    image.write_bytes(jpeg_bytes())
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     a = roadwork(home, "predict", exported["path"], str(image))
     b = roadwork(home, "predict", "0.1.0", str(image), str(tmp_path / "broken.jpg"), check=False)

@@ -14,7 +14,7 @@ from roadwork.db import ablations as store
 from roadwork.db.engine import make_engine, read_session, write_session
 from roadwork.db.repo import NotFoundError
 from roadwork.trainer.config import COMPONENTS
-from tests.test_cli import as_json, roadwork
+from tests.helpers import as_json, roadwork
 
 
 def test_ablate_stores_a_table_that_ablations_shows(tmp_path: Path, synth_data: Path) -> None:

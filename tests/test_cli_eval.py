@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.test_cli import _jpeg, as_json, roadwork
+from tests.helpers import as_json, jpeg_bytes, roadwork
 
 
 def test_challenge_render_from_seed_and_from_logged_params(tmp_path: Path) -> None:
     home = tmp_path / "home"
     image = tmp_path / "scene.jpg"
-    image.write_bytes(_jpeg())
+    image.write_bytes(jpeg_bytes())
     first = as_json(roadwork(home, "challenge", "render", str(image), "--out", str(tmp_path / "a.jpg"),
                              "--seed", "11", "--json"))
     params = first["params"]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_cli import as_json, roadwork
+from tests.helpers import as_json, roadwork
 
 EXPECTED = {"train", "evaluate", "gate", "deploy", "mine", "leaderboard"}
 

@@ -144,7 +144,7 @@ def test_gps_targets_come_from_the_validation_split_a_file_or_a_dataset(synth_da
 def test_cli_resume_continues_the_newest_interrupted_run(synth_data: Path, tmp_path: Path) -> None:
     """`roadwork train --resume`: no interrupted run is a clear error; an interrupted one is finished and
     registered, with the epochs it had done kept."""
-    from tests.test_cli import roadwork
+    from tests.helpers import roadwork
 
     home = tmp_path / "home"
     config = tmp_path / "fast.yaml"

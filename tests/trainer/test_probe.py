@@ -11,7 +11,7 @@ from PIL import Image
 
 from roadwork.trainer.config import TrainConfig
 from roadwork.trainer.loop.probe import augment_preview, batch_size_find, lr_find
-from tests.test_cli import roadwork
+from tests.helpers import roadwork
 
 FAST = {"data.image_size": 32, "model.views.size": 16, "model.hidden_size": 32}
 QUIET = {"log": lambda _: None}
