@@ -132,8 +132,10 @@ def test_reschedule_and_bad_commands_record_their_outcome(engine, service) -> No
     ok = _submit(engine, "reschedule", {"job_id": EVALUATE_CHAMPION, "cron": "0 3 * * *"})
     bad_cron = _submit(engine, "reschedule", {"job_id": EVALUATE_CHAMPION, "cron": "0 25 * * *"})
     no_job = _submit(engine, "pause", {"job_id": "nope"})
+    bad_args = _submit(engine, "run_now", {"job_id": "mine", "kwargs": {"pool": "x"}})  # written around the check
     service.apply_pending_commands()
     with read_session(engine) as s:
+        assert "mine takes no arguments" in repo.get_command(s, bad_args).outcome
         assert repo.get_command(s, ok).status == "applied"
         assert "0 25 * * *" in repo.get_command(s, bad_cron).outcome
         assert repo.get_command(s, bad_cron).status == "failed"

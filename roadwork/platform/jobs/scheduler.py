@@ -1,9 +1,10 @@
 """The scheduler process: one owner of the job store, steered only through the commands table.
 
 `SchedulerService.start()` takes the lease (a second scheduler on the same database refuses to start, a
-stale lease is taken over), starts APScheduler with the JSON job store, registers the built-in jobs the first
-time only (so pauses and reschedules survive restarts), and records every run in `job_runs` from listeners.
-`serve()` then heartbeats the lease and applies pending commands until stopped.
+stale lease is taken over), starts APScheduler with the JSON job store, registers the catalog's scheduled jobs
+the first time only (so pauses and reschedules survive restarts), and records every run in `job_runs` from
+listeners. `serve()` then heartbeats the lease and applies pending commands until stopped, each kind through its
+handler in `COMMAND_HANDLERS`.
 """
 
 from __future__ import annotations
@@ -234,8 +235,10 @@ def _run_now(service: SchedulerService, command: repo.Command) -> str:
     kwargs = dict(command.payload.get("kwargs") or {})
     job = service.scheduler.get_job(job_id) if job_id else None
     if job is not None:
-        service.submit_once(job.func_ref, command, job_id, f"{job.name} (run now)", args=job.args,
-                            kwargs={**job.kwargs, **kwargs})
+        kwargs = {**job.kwargs, **kwargs}
+        if job_id in JOBS:
+            catalog.check_kwargs(job_id, kwargs)
+        service.submit_once(job.func_ref, command, job_id, f"{job.name} (run now)", args=job.args, kwargs=kwargs)
     else:
         spec = catalog.get(job_id)
         service.submit_once(spec.func, command, job_id, f"{spec.description} (run now)",
