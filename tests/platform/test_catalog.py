@@ -82,7 +82,7 @@ def test_run_arguments_are_checked_against_the_catalog() -> None:
         catalog.check_kwargs("mine", {"pool": "x"})
     with pytest.raises(ValueError, match="ab_test needs test_id"):
         catalog.check_kwargs("ab_test", {})
-    with pytest.raises(ValueError, match="test_id must be a int"):
+    with pytest.raises(ValueError, match="test_id must be of type int"):
         catalog.check_kwargs("ab_test", {"test_id": True})
     with pytest.raises(LookupError, match="no job 'nope'"):
         catalog.check_kwargs("nope", {})

@@ -154,7 +154,7 @@ def check_kwargs(job_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             ok = True
         if not ok:
-            raise ValueError(f"{job_id}: {name} must be a {want.__name__}, got {value!r}")
+            raise ValueError(f"{job_id}: {name} must be of type {want.__name__}, got {value!r}")
     return dict(kwargs)
 
 
