@@ -56,9 +56,12 @@ def main_options(
 
 
 def _settings():  # noqa: ANN202
+    from roadwork.platform.jobs.catalog import check_overrides
     from roadwork.settings import load_settings
 
-    return load_settings(os.environ.get("ROADWORK_SETTINGS"))
+    settings = load_settings(os.environ.get("ROADWORK_SETTINGS"))
+    check_overrides(settings.scheduler)  # `scheduler.crons` / `timeouts_s` must name jobs of the catalog
+    return settings
 
 
 def _engine(settings):  # noqa: ANN001, ANN202 - migrations are applied at every process start
@@ -693,12 +696,13 @@ def scheduler(
 
 def _submit(kind: str, payload: dict[str, Any], reason: str = "", wait: float = 0.0) -> Any:
     from roadwork.db import repo
-    from roadwork.db.engine import read_session, write_session
+    from roadwork.db.engine import read_session
+    from roadwork.platform import commands
+    from roadwork.platform.users import local_actor
 
     settings = _settings()
     engine = _engine(settings)
-    with write_session(engine) as session:
-        command = repo.submit_command(session, kind=kind, payload=payload, requested_by=ACTOR, reason=reason)
+    command = commands.submit(engine, kind, payload, actor=local_actor(), reason=reason)
     deadline = time.monotonic() + wait
     while wait and time.monotonic() < deadline:
         with read_session(engine) as session:
@@ -798,7 +802,7 @@ def jobs_schedule(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a job's schedule (previews the next fire times)."""
-    from roadwork.platform.jobs.scheduler import next_fire_times
+    from roadwork.cron import next_fire_times
 
     times = next_fire_times(cron, 3)
     if not as_json:

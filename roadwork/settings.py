@@ -18,16 +18,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from roadwork.cron import validate_cron
+
 SECRET_FIELDS = ("hf_token", "leaderboard_api_key")
 ENV_PREFIX = "ROADWORK_"
-DEFAULT_CRONS = {
-    "evaluate_champion": "17 * * * *",
-    "train": "0 3 * * 1",
-    "mine": "0 2 * * *",
-    "leaderboard": "*/15 * * * *",
-    "model_age": "0 6 * * *",
-}
-DEFAULT_TIMEOUTS_S = {"train": 6 * 3600.0, "evaluate": 3600.0, "mine": 3600.0, "pseudo_label": 6 * 3600.0}
 
 
 class SettingsError(ValueError):
@@ -47,28 +41,29 @@ class SchedulerSettings(_Section):
     misfire_grace_time_s: int = Field(
         900, gt=0, description="A run that starts later than this after its fire time is recorded as missed."
     )
+    # The jobs, their default crons and timeouts are declared once, in `roadwork.platform.jobs.catalog`, which
+    # also checks that these keys name its jobs (settings import nothing from the platform).
     crons: dict[str, str] = Field(
-        default_factory=lambda: dict(DEFAULT_CRONS),
-        description="Cron (UTC) of each built-in job, by job id; a job missing here keeps its default schedule. "
+        default_factory=dict,
+        description="Cron (UTC) overrides by job id; a job not named keeps the catalog's schedule. "
         "Applied when a job is first registered; later changes go through `roadwork jobs schedule`.",
     )
     timeouts_s: dict[str, float] = Field(
-        default_factory=lambda: dict(DEFAULT_TIMEOUTS_S),
-        description="Wall-clock limit of each subprocess job, by job id; a job still running then is killed "
-        "and recorded as failed.",
+        default_factory=dict,
+        description="Wall-clock limit overrides of subprocess jobs, by job id (`evaluate` sets both evaluate_champion "
+        "and ab_test); a job still running then is killed and recorded as failed.",
     )
 
     @field_validator("crons")
     @classmethod
     def _valid_crons(cls, value: dict[str, str]) -> dict[str, str]:
-        from roadwork.platform.jobs.scheduler import cron_trigger
-
+        out = {}
         for job, expr in value.items():
             try:
-                cron_trigger(expr)
+                out[job] = validate_cron(expr)
             except ValueError as exc:
                 raise ValueError(f"{job}: {exc}") from exc
-        return {**DEFAULT_CRONS, **value}
+        return out
 
     @field_validator("timeouts_s")
     @classmethod
@@ -76,7 +71,13 @@ class SchedulerSettings(_Section):
         bad = [job for job, t in value.items() if t <= 0]
         if bad:
             raise ValueError(f"timeouts must be positive: {', '.join(bad)}")
-        return {**DEFAULT_TIMEOUTS_S, **value}
+        return value
+
+
+class EvaluationSettings(_Section):
+    champion_replay_challenges: int = Field(
+        500, ge=10, description="Challenges in the replay of the scheduled champion evaluation (`evaluate_champion`)."
+    )
 
 
 class GateSettings(_Section):
@@ -189,6 +190,9 @@ class Settings(BaseSettings):
         default_factory=LeaderboardSettings, description="Where standings come from."
     )
     gate: GateSettings = Field(default_factory=GateSettings, description="When a candidate replaces the champion.")
+    evaluation: EvaluationSettings = Field(
+        default_factory=EvaluationSettings, description="The scheduled evaluation of the champion."
+    )
     mining: MiningSettings = Field(default_factory=MiningSettings, description="Hard-negative mining.")
     model_age: ModelAgeSettings = Field(default_factory=ModelAgeSettings, description="Reward-decay countdown.")
     events: EventsSettings = Field(default_factory=EventsSettings, description="Where events are sent.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import subprocess
@@ -57,7 +58,8 @@ def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
     # The scheduler applies a command written by another process.
     sched = subprocess.Popen([sys.executable, "-m", "roadwork.cli", "scheduler", "--max-seconds", "120"],
                              env={**{k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")},
-                                  "ROADWORK_HOME": str(home), "ROADWORK_SCHEDULER__COMMAND_POLL_S": "0.2"},
+                                  "ROADWORK_HOME": str(home), "ROADWORK_SCHEDULER__COMMAND_POLL_S": "0.2",
+                                  "ROADWORK_EVALUATION__CHAMPION_REPLAY_CHALLENGES": "20"},
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
@@ -110,6 +112,35 @@ def test_bad_settings_file_names_the_key(tmp_path: Path) -> None:
     (home / "roadwork.yaml").write_text("scheduler:\n  heartbeat_s: often\n")
     done = roadwork(home, "versions", check=False)
     assert done.returncode == 2 and "scheduler.heartbeat_s" in done.stderr
+
+
+def test_a_settings_override_of_an_unknown_job_is_named(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "roadwork.yaml").write_text("scheduler:\n  crons:\n    trian: '0 3 * * *'\n")
+    done = roadwork(home, "jobs", "list", check=False)
+    assert done.returncode == 2 and "scheduler.crons.trian" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_cli_command_is_queued_with_its_audit_row_as_the_local_user(tmp_path: Path) -> None:
+    from roadwork.db import repo
+    from roadwork.db.engine import make_engine, read_session
+
+    home = tmp_path / "home"
+    actor = f"local:{getpass.getuser()}"
+    queued = as_json(roadwork(home, "jobs", "pause", "train", "--json"))
+    assert (queued["kind"], queued["status"], queued["requested_by"]) == ("pause", "pending", actor)
+    bad = roadwork(home, "jobs", "run", "train", "--kwargs", '{"epochs": 3}', check=False)
+    assert bad.returncode == 2 and "train takes config; not epochs" in bad.stderr
+    engine = make_engine(f"sqlite:///{home / 'roadwork.db'}")
+    try:
+        with read_session(engine) as session:
+            events = [(e.actor, e.action, e.target, e.details["command_id"]) for e in repo.list_audit(session)]
+            commands = repo.list_commands(session)
+    finally:
+        engine.dispose()
+    assert [c.id for c in commands] == [queued["id"]]  # the refused run wrote nothing
+    assert events == [(actor, "pause_requested", "train", queued["id"])]
 
 
 def test_user_commands_never_take_or_show_a_password(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 The rules of `services` hold here too: pages hold no SQL; reads are cached for a few seconds keyed by the
 database URL; times come back as naive local wall-clock datetimes. Writes never run anything: each one checks
-that the actor is an operator (against the users table when `roadwork.platform.users` exists, else the signed-in
-session), requires a reason, and appends one scheduler command and one audit event in one transaction; the
+that the actor is an operator (in the users table, first), requires a reason, and goes through
+`roadwork.platform.commands.submit`: one scheduler command and one audit event in one transaction; the
 scheduler applies the command and records its outcome, which the pages show.
 """
 
@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import importlib
-import importlib.util
 import io
 import re
 from collections import Counter
@@ -25,22 +23,19 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
+from roadwork.cron import next_fire_times
 from roadwork.settings import load_settings
-from roadwork.dashboard import auth, services
+from roadwork.dashboard import services
 from roadwork.dashboard.insights import standing_trends
 from roadwork.dashboard.services import CACHE_TTL_S, RequestError, local
 from roadwork.db import models as m
 from roadwork.db import repo
-from roadwork.db.engine import read_session, write_session
+from roadwork.db.engine import read_session
 from roadwork.platform.ab import service as ab
-from roadwork.platform.jobs.functions import JOBS
+from roadwork.platform.jobs import catalog
 from roadwork.platform.jobs.store import stored_jobs
-from roadwork.platform.jobs.scheduler import next_fire_times
 from roadwork.platform.standings import MinerRow, Snapshot, Standing, derive_standing, latest_snapshot
 
-USERS_MODULE = "roadwork.platform.users"
-# Refusals of a non-operator: `services.NotAllowedError` (a RequestError and a PermissionError) where it exists.
-NOT_ALLOWED: type[RequestError] = getattr(services, "NotAllowedError", RequestError)
 JOB_COMMAND_KINDS = ("run_now", "pause", "resume", "reschedule", "cancel")
 PREVIEW_RUNS = 5
 LOG_TAIL_LINES = 200
@@ -58,33 +53,11 @@ def _engine(url: str) -> Engine:
 # --- writes: who may, and the one way they are written ------------------------------------------------------------
 
 
-def require_operator(engine: Engine, actor: str) -> None:
-    """Raise `RequestError` unless `actor` may change things (checked before anything is validated or written)."""
-    if importlib.util.find_spec(USERS_MODULE) is not None:
-        users = importlib.import_module(USERS_MODULE)
-        try:
-            users.require_operator(engine, actor)
-        except PermissionError as exc:
-            raise NOT_ALLOWED(str(exc)) from exc
-    elif not auth.is_operator() or auth.actor() != actor:
-        raise NOT_ALLOWED("Only a signed-in operator can do this.")
-
-
 def _reason(reason: str | None) -> str:
     reason = (reason or "").strip()
     if not reason:
         raise RequestError("A reason is required.")
     return reason
-
-
-def _submit(kind: str, payload: dict[str, Any], *, reason: str, actor: str, target: str) -> int:
-    """Append a pending command and its audit event (`<kind>_requested`) in one transaction; the command id."""
-    with write_session(services.engine()) as session:
-        command = repo.submit_command(session, kind=kind, payload=payload, requested_by=actor, reason=reason)
-        repo.add_audit(session, actor=actor, action=f"{kind}_requested", target=target, reason=reason,
-                       details={"command_id": command.id, **payload})
-    services.clear_caches()
-    return command.id
 
 
 # --- commands and their outcome ---------------------------------------------------------------------------------
@@ -175,7 +148,7 @@ def _schedules(url: str) -> list[ScheduleRow]:
     for job in stored_jobs(_engine(url)):
         cron = cron_of(job["trigger"])
         upcoming = () if job["paused"] or cron is None else tuple(local(t) for t in next_fire_times(cron, 3))
-        spec = JOBS.get(job["id"])
+        spec = catalog.JOBS.get(job["id"])
         rows.append(ScheduleRow(job["id"], spec.description if spec else job["func"], job["trigger"], cron,
                                 local(job["next_run_time"]), upcoming, job["paused"], job["error"]))
     return rows
@@ -188,7 +161,7 @@ def schedules() -> list[ScheduleRow]:
 
 def runnable_jobs() -> dict[str, str]:
     """Jobs a run-now command can start without arguments: id -> description (A/B tests start from their page)."""
-    return {job_id: spec.description for job_id, spec in JOBS.items() if job_id != "ab_test"}
+    return {job_id: spec.description for job_id, spec in catalog.JOBS.items() if spec.runnable_without_arguments}
 
 
 def _run_row(run: repo.JobRun) -> RunRow:
@@ -231,7 +204,7 @@ def running_jobs() -> list[RunningJob]:
         log = _log_started_with(settings.logs_dir, run.job_id, run.started_at)
         tail = read_log_tail(str(log), 1).text.strip() if log else ""
         out.append(RunningJob(run.id, run.job_id, local(run.started_at), (now - run.started_at).total_seconds(),
-                              settings.scheduler.timeouts_s.get(run.job_id), tail or None))
+                              catalog.timeout_s(settings, run.job_id), tail or None))
     return out
 
 
@@ -263,32 +236,38 @@ def _job_ids(engine: Engine) -> set[str]:
     return {j["id"] for j in stored_jobs(engine)}
 
 
-def request_job_command(kind: str, job_id: str, reason: str, actor: str) -> int:
+def request_job_command(kind: str, job_id: str, reason: str, actor: str,
+                        kwargs: dict[str, Any] | None = None) -> int:
     """Ask the scheduler to pause, resume, run now or cancel `job_id`; returns the command id.
 
-    Raises `RequestError` (nothing written) for a non-operator, an empty reason or a job the command cannot
-    apply to."""
+    `kwargs`: the arguments of a run now, checked against the job catalog. Raises `RequestError` (nothing
+    written) for a non-operator, an empty reason, a job the command cannot apply to or a bad argument."""
     engine = services.engine()
-    require_operator(engine, actor)
+    services.authorize(actor)
     if kind not in ("run_now", "pause", "resume", "cancel"):
         raise RequestError(f"not a job command: {kind!r}")
     reason = _reason(reason)
-    known = _job_ids(engine) if kind in ("pause", "resume") else set(runnable_jobs()) | _job_ids(engine)
+    if kwargs and kind != "run_now":
+        raise RequestError(f"only a run now takes arguments, not {kind.replace('_', ' ')}")
+    runnable = set(catalog.JOBS) if kwargs else set(runnable_jobs())
+    known = _job_ids(engine) if kind in ("pause", "resume") else runnable | _job_ids(engine)
     if job_id not in known:
         raise RequestError(f"no job {job_id!r} to {kind.replace('_', ' ')} (jobs: {', '.join(sorted(known))})")
-    return _submit(kind, {"job_id": job_id}, reason=reason, actor=actor, target=job_id)
+    payload: dict[str, Any] = {"job_id": job_id} | ({"kwargs": dict(kwargs)} if kwargs else {})
+    return services.queue_command(kind, payload, reason=reason, actor=actor, target=job_id)
 
 
 def request_reschedule(job_id: str, cron: str, reason: str, actor: str) -> int:
     """Ask the scheduler to give `job_id` a new UTC cron; `RequestError` (nothing written) when invalid."""
     engine = services.engine()
-    require_operator(engine, actor)
+    services.authorize(actor)
     cron = " ".join((cron or "").split())
     preview_cron(cron, 1)
     reason = _reason(reason)
     if job_id not in _job_ids(engine):
         raise RequestError(f"no scheduled job {job_id!r}")
-    return _submit("reschedule", {"job_id": job_id, "cron": cron}, reason=reason, actor=actor, target=job_id)
+    return services.queue_command("reschedule", {"job_id": job_id, "cron": cron}, reason=reason, actor=actor,
+                                  target=job_id)
 
 
 # --- A/B tests ------------------------------------------------------------------------------------------------------
@@ -323,7 +302,7 @@ def request_ab_test(version_a: int, version_b: int, sample_size: int, reason: st
     Raises `RequestError` (nothing written) for a non-operator, an empty reason, the same or unknown versions, or
     a sample size below 2."""
     engine = services.engine()
-    require_operator(engine, actor)
+    services.authorize(actor)
     reason = _reason(reason)
     if isinstance(sample_size, bool) or int(sample_size) != sample_size or sample_size < 2:
         raise RequestError(f"The sample size must be a whole number of at least 2, got {sample_size!r}.")
@@ -335,7 +314,8 @@ def request_ab_test(version_a: int, version_b: int, sample_size: int, reason: st
     if a.id == b.id:
         raise RequestError(f"An A/B test needs two different versions, got {a.label} twice.")
     payload = {"a": a.id, "b": b.id, "sample_size": int(sample_size)}
-    return _submit("create_ab_test", payload, reason=reason, actor=actor, target=f"{a.label} vs {b.label}")
+    return services.queue_command("create_ab_test", payload, reason=reason, actor=actor,
+                                  target=f"{a.label} vs {b.label}")
 
 
 # --- hard negatives -------------------------------------------------------------------------------------------------

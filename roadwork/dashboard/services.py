@@ -20,8 +20,8 @@ from roadwork.clock import to_local, utcnow
 from roadwork.settings import load_settings
 from roadwork.dashboard import auth
 from roadwork.db import repo
-from roadwork.db.engine import get_engine, migrate, read_session, write_session
-from roadwork.platform import users
+from roadwork.db.engine import get_engine, migrate, read_session
+from roadwork.platform import commands
 
 CACHE_TTL_S = 5
 JOB_RUNS_SHOWN = 20
@@ -374,11 +374,26 @@ class NotAllowedError(RequestError, PermissionError):
     """
 
 
-def _require_operator(actor: str) -> None:
+def authorize(actor: str) -> None:
+    """`NotAllowedError` unless `actor` is an enabled operator in the users table (checked before anything else)."""
     try:
-        users.require_operator(engine(), actor)
+        commands.authorize(engine(), actor)
     except PermissionError as exc:
         raise NotAllowedError(str(exc)) from exc
+
+
+def queue_command(kind: str, payload: dict[str, Any], *, actor: str, reason: str, target: str,
+                  details: dict[str, Any] | None = None) -> int:
+    """`commands.submit` (the command and its audit event, one transaction), its refusals as `RequestError`s."""
+    try:
+        command = commands.submit(engine(), kind, payload, actor=actor, reason=reason, target=target,
+                                  details=details)
+    except PermissionError as exc:
+        raise NotAllowedError(str(exc)) from exc
+    except ValueError as exc:
+        raise RequestError(str(exc)) from exc
+    clear_caches()
+    return command.id
 
 
 def request_rollback(to_version_id: int, reason: str, actor: str | None = None) -> int:
@@ -390,31 +405,20 @@ def request_rollback(to_version_id: int, reason: str, actor: str | None = None) 
     nothing is written.
     """
     actor = actor or current_actor()
-    _require_operator(actor)
+    authorize(actor)
     reason = (reason or "").strip()
     if not reason:
         raise RequestError("A reason is required for a rollback.")
-    with write_session(engine()) as session:
+    with read_session(engine()) as session:
         try:
             target = repo.get_version(session, int(to_version_id))
         except repo.NotFoundError as exc:
             raise RequestError(str(exc)) from exc
         holder = repo.alias_holder(session, repo.CHAMPION)
-        if holder is not None and holder.id == target.id:
-            raise RequestError(f"{target.label} is already the champion.")
-        command = repo.submit_command(
-            session, kind="rollback", payload={"to": target.id}, requested_by=actor, reason=reason
-        )
-        repo.add_audit(
-            session,
-            actor=actor,
-            action="rollback_requested",
-            target=target.label,
-            reason=reason,
-            details={"command_id": command.id, "to": target.id, "from": holder.id if holder else None},
-        )
-    clear_caches()
-    return command.id
+    if holder is not None and holder.id == target.id:
+        raise RequestError(f"{target.label} is already the champion.")
+    return queue_command("rollback", {"to": target.id}, actor=actor, reason=reason, target=target.label,
+                   details={"from": holder.id if holder else None})
 
 
 # --- candidates waiting for an operator ------------------------------------------------------------------------
@@ -459,18 +463,13 @@ def request_candidate_decision(kind: str, version_id: int, reason: str, actor: s
     if kind not in ("approve", "reject"):
         raise RequestError(f"unknown decision {kind!r}")
     actor = actor or current_actor()
-    _require_operator(actor)
+    authorize(actor)
     reason = (reason or "").strip()
     if not reason:
         raise RequestError(f"A reason is required to {kind} a candidate.")
-    with write_session(engine()) as session:
+    with read_session(engine()) as session:
         try:
             version = repo.get_version(session, int(version_id))
         except repo.NotFoundError as exc:
             raise RequestError(str(exc)) from exc
-        command = repo.submit_command(session, kind=kind, payload={"version": version.id}, requested_by=actor,
-                                      reason=reason)
-        repo.add_audit(session, actor=actor, action=f"{kind}_requested", target=version.label, reason=reason,
-                       details={"command_id": command.id})
-    clear_caches()
-    return command.id
+    return queue_command(kind, {"version": version.id}, actor=actor, reason=reason, target=version.label)

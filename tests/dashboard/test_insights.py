@@ -18,7 +18,7 @@ from roadwork.settings import load_settings
 from roadwork.dashboard import insight_charts, insights, services
 from roadwork.db import repo
 from roadwork.db.engine import make_engine, read_session
-from roadwork.platform.jobs.functions import JOBS
+from roadwork.platform.jobs.catalog import JOBS
 from roadwork.platform.jobs.store import stored_jobs
 from tests.dashboard import insight_seed as seed
 

@@ -22,7 +22,8 @@ from roadwork.dashboard import auth, services
 from roadwork.dashboard import ops_services as ops
 from roadwork.db import repo
 from roadwork.db.engine import dispose_engines, make_engine, read_session
-from roadwork.platform.jobs.scheduler import next_fire_times
+from roadwork.cron import next_fire_times
+from roadwork.platform.jobs import catalog
 from tests.conftest import DB_NAME, ROOT
 from tests.dashboard.ops_seed import OUR_UID, STALE_ERROR_PART, OpsSeed, create_user, seed
 
@@ -37,8 +38,6 @@ TIMEOUT_S = 30
 
 def same_schedule(shown: str, configured: str) -> bool:
     """The stored trigger names weekdays (`mon`) where the settings may number them (`1`): same fire times."""
-    from roadwork.platform.jobs.scheduler import next_fire_times
-
     return next_fire_times(shown, 10) == next_fire_times(configured, 10)
 
 
@@ -198,7 +197,7 @@ def test_jobs_shows_schedules_running_runs_and_a_log(ops_home) -> None:
     assert {"train", "mine", "leaderboard", "model_age", "evaluate_champion"} <= set(schedules["job"])
     settings = load_settings()
     train = schedules[schedules["job"] == "train"].iloc[0]
-    assert same_schedule(train["cron (UTC)"], settings.scheduler.crons["train"]) and train["state"] == "scheduled"
+    assert same_schedule(train["cron (UTC)"], catalog.cron(settings, "train")) and train["state"] == "scheduled"
     assert f"`mine` (run #{ops_home.runs['started']}) running for 5 min" in text(at)
 
     runs = table(at, "trigger").value
@@ -256,7 +255,7 @@ def test_an_action_without_a_reason_writes_nothing(ops_home, read_db) -> None:
 def test_reschedule_previews_the_next_runs_then_writes_a_command(ops_home, read_db) -> None:
     at = open_page("jobs")
     at.selectbox(key="act_sched_job").select("train").run()
-    assert same_schedule(at.text_input(key="act_sched_cron_train").value, load_settings().scheduler.crons["train"])
+    assert same_schedule(at.text_input(key="act_sched_cron_train").value, catalog.cron(load_settings(), "train"))
     at.text_input(key="act_sched_cron_train").input("15 4 * * *").run()
     preview = [services.local(t) for t in next_fire_times("15 4 * * *", 5)]
     shown = text(at)

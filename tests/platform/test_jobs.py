@@ -14,6 +14,7 @@ from roadwork.clock import utcnow
 from roadwork.settings import load_settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
+from roadwork.platform.jobs import catalog
 from roadwork.platform.jobs import runner as subprocess_jobs
 from roadwork.platform.events import EventForwarder
 from roadwork.platform.model_age import champion_age, model_age_task, reward_factor
@@ -68,9 +69,7 @@ def test_scheduler_records_a_killed_job_as_failed_and_keeps_going(engine, clean_
     service = SchedulerService(engine, settings)
     service.start()
     try:
-        # the mine job's target replaced by a sleeper: the real function resolves settings.timeouts_s["mine"]
-        from roadwork.platform.jobs import functions as jobs
-
+        # a sleeper under the mine job's timeout, as the catalog resolves it with the settings' override
         service.scheduler.add_job("tests.platform.test_jobs:sleepy_mine", "date", id="hung",
                                   run_date=dt.datetime.now(dt.UTC))
         deadline = time.monotonic() + 60
@@ -82,15 +81,17 @@ def test_scheduler_records_a_killed_job_as_failed_and_keeps_going(engine, clean_
                 break
             time.sleep(0.2)
         assert runs and "timed out" in runs[0].error and runs[0].log_path
-        assert service.scheduler.running and jobs.JOBS["mine"].scheduled
+        assert service.scheduler.running and catalog.JOBS["mine"].scheduled
     finally:
+        for job_id in subprocess_jobs.running_jobs():
+            subprocess_jobs.cancel(job_id)
         service.stop()
 
 
 def sleepy_mine() -> dict:
-    from roadwork.platform.jobs.functions import _child
-
-    return _child("hung", "tests.platform.jobfuncs:sleepy", "mine", seconds=60)
+    settings = load_settings()
+    return run_in_subprocess("hung", "tests.platform.jobfuncs:sleepy", logs_dir=settings.logs_dir,
+                             timeout_s=catalog.timeout_s(settings, "mine"), seconds=60)
 
 
 class _Hook(BaseHTTPRequestHandler):

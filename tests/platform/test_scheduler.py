@@ -14,10 +14,12 @@ from roadwork.settings import load_settings
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
+from roadwork.cron import next_fire_times
 from roadwork.platform.registry import service as registry
+from roadwork.platform.jobs import runner
 from roadwork.platform.jobs.functions import EVALUATE_CHAMPION
 from roadwork.platform.jobs.store import stored_jobs
-from roadwork.platform.jobs.scheduler import SchedulerBusyError, SchedulerService, next_fire_times
+from roadwork.platform.jobs.scheduler import SchedulerBusyError, SchedulerService
 
 
 def boom() -> None:
@@ -28,6 +30,7 @@ def boom() -> None:
 def fast(clean_env, home):  # noqa: ANN001, ANN201
     clean_env.setenv("ROADWORK_SCHEDULER__COMMAND_POLL_S", "0.1")
     clean_env.setenv("ROADWORK_SCHEDULER__HEARTBEAT_S", "0.2")
+    clean_env.setenv("ROADWORK_EVALUATION__CHAMPION_REPLAY_CHALLENGES", "20")  # children inherit the environment
     return load_settings()
 
 
@@ -36,6 +39,8 @@ def service(engine, fast):  # noqa: ANN001, ANN201
     svc = SchedulerService(engine, fast)
     svc.start()
     yield svc
+    for job_id in runner.running_jobs():  # a child job must not outlive its test (stop() would wait for it)
+        runner.cancel(job_id)
     if svc.scheduler.running:
         svc.stop()
 
@@ -81,7 +86,7 @@ def test_the_builtin_job_is_stored_as_json(engine, service) -> None:
     with read_session(engine) as s:
         raw = s.execute(select(m.ScheduledJob.job_state).where(m.ScheduledJob.id == EVALUATE_CHAMPION)).scalar_one()
     state = json.loads(raw)  # JSON, not a pickle
-    assert state["func"] == "roadwork.platform.jobs.functions:evaluate_champion"
+    assert state["func"] == "roadwork.platform.jobs.functions:evaluate_champion_job"
     assert state["trigger"]["type"] == "cron" and state["trigger"]["timezone"] == "UTC"
 
 
@@ -127,8 +132,10 @@ def test_reschedule_and_bad_commands_record_their_outcome(engine, service) -> No
     ok = _submit(engine, "reschedule", {"job_id": EVALUATE_CHAMPION, "cron": "0 3 * * *"})
     bad_cron = _submit(engine, "reschedule", {"job_id": EVALUATE_CHAMPION, "cron": "0 25 * * *"})
     no_job = _submit(engine, "pause", {"job_id": "nope"})
+    bad_args = _submit(engine, "run_now", {"job_id": "mine", "kwargs": {"pool": "x"}})  # written around the check
     service.apply_pending_commands()
     with read_session(engine) as s:
+        assert "mine takes no arguments" in repo.get_command(s, bad_args).outcome
         assert repo.get_command(s, ok).status == "applied"
         assert "0 25 * * *" in repo.get_command(s, bad_cron).outcome
         assert repo.get_command(s, bad_cron).status == "failed"

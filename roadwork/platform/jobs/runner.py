@@ -2,7 +2,8 @@
 
 `run_in_subprocess` is called from a scheduler thread; it blocks until the child exits, is killed at its
 timeout, or is cancelled (`cancel(job_id)` from the command loop). A killed or failed child raises
-`JobFailed`, carrying the log path, which the scheduler's listener records with the run.
+`JobFailed`, carrying the log path, which the scheduler's listener records with the run. `run_job` is the
+one way a catalog job runs: its work in a child (catalog timeout, or the settings' override) or in this thread.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from apscheduler.util import ref_to_obj
+
 from roadwork.clock import utcnow
+from roadwork.platform.jobs import catalog
+from roadwork.settings import load_settings
 
 _running: dict[str, subprocess.Popen] = {}
 _cancelled: set[int] = set()
@@ -73,6 +78,17 @@ def run_in_subprocess(job_id: str, target: str, *, logs_dir: Path, timeout_s: fl
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
     result_path.unlink(missing_ok=True)
     return result | {"log_path": str(log_path)}
+
+
+def run_job(job_id: str, **kwargs: Any) -> dict:
+    """Run the work of catalog job `job_id` with `kwargs`: in a child process killed at the job's timeout, or, for
+    a job without one, here in the calling (scheduler) thread."""
+    spec = catalog.get(job_id)
+    if not spec.in_child:
+        return ref_to_obj(spec.work)(**kwargs)
+    settings = load_settings()
+    return run_in_subprocess(job_id, spec.work, logs_dir=settings.logs_dir,
+                             timeout_s=catalog.timeout_s(settings, job_id), **kwargs)
 
 
 def running_jobs() -> list[str]:

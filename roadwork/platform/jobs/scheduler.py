@@ -1,9 +1,10 @@
 """The scheduler process: one owner of the job store, steered only through the commands table.
 
 `SchedulerService.start()` takes the lease (a second scheduler on the same database refuses to start, a
-stale lease is taken over), starts APScheduler with the JSON job store, registers the built-in jobs the first
-time only (so pauses and reschedules survive restarts), and records every run in `job_runs` from listeners.
-`serve()` then heartbeats the lease and applies pending commands until stopped.
+stale lease is taken over), starts APScheduler with the JSON job store, registers the catalog's scheduled jobs
+the first time only (so pauses and reschedules survive restarts), and records every run in `job_runs` from
+listeners. `serve()` then heartbeats the lease and applies pending commands until stopped, each kind through its
+handler in `COMMAND_HANDLERS`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import socket
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,15 +30,16 @@ from apscheduler.events import (
 )
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from roadwork.clock import utcnow
+from roadwork.cron import cron_trigger
 from roadwork.settings import Settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
 from roadwork.platform.events import EventForwarder
-from roadwork.platform.jobs.functions import JOBS
+from roadwork.platform.jobs import catalog
+from roadwork.platform.jobs.catalog import JOBS
 from roadwork.platform.jobs.store import JsonJobStore
 
 log = logging.getLogger(__name__)
@@ -45,61 +48,6 @@ RUN_NOW_SEP = "@cmd"
 
 class SchedulerBusyError(RuntimeError):
     """Another scheduler holds the lease on this database."""
-
-
-DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")  # crontab numbering: 0 and 7 are Sunday
-
-
-def crontab_day_of_week(field: str) -> str:
-    """A crontab day-of-week field as an explicit list of day names.
-
-    APScheduler 3 numbers days from Monday = 0, while crontab has Sunday = 0 (and 7); names mean the same in
-    both, so `0 3 * * 1` fires on Mondays as anyone who writes crontabs expects. Numeric ranges and steps are
-    expanded in crontab numbering (`0-6/3` is Sunday, Wednesday, Saturday); names pass through."""
-    if field == "*":
-        return field
-    days: list[str] = []
-    for part in field.split(","):
-        base, _, step = part.partition("/")
-        low, _, high = base.partition("-")
-        if not (low.isdigit() or low == "*") or (high and not high.isdigit()):
-            days.append(part)  # names (mon-fri) mean the same to APScheduler
-            continue
-        first, last = (0, 6) if low == "*" else (int(low), int(high) if high else int(low))
-        if step:
-            last = 6 if not high and low != "*" else last
-        if not (0 <= first <= 7 and 0 <= last <= 7 and first <= last):
-            raise ValueError(f"day of week out of range: {part!r}")
-        days.extend(DAY_NAMES[d] for d in range(first, last + 1, int(step) if step else 1))
-    return ",".join(dict.fromkeys(days))
-
-
-def cron_trigger(expr: str) -> CronTrigger:
-    """A UTC trigger from a standard 5-field crontab expression; raises ValueError naming the bad expression."""
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ValueError(f"invalid cron expression {expr!r}: expected 5 fields (minute hour day month weekday)")
-    minute, hour, day, month, weekday = fields
-    try:
-        return CronTrigger(minute=minute, hour=hour, day=day, month=month,
-                           day_of_week=crontab_day_of_week(weekday), timezone=dt.UTC)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"invalid cron expression {expr!r}: {exc}") from exc
-
-
-def next_fire_times(expr: str, n: int = 5, after: dt.datetime | None = None) -> list[dt.datetime]:
-    """The next `n` fire times (aware UTC) of a cron expression, for previews."""
-    trigger = cron_trigger(expr)
-    previous = None
-    now = after or dt.datetime.now(dt.UTC)
-    out: list[dt.datetime] = []
-    while len(out) < n:
-        fire = trigger.get_next_fire_time(previous, now)
-        if fire is None:
-            break
-        out.append(fire)
-        previous, now = fire, fire + dt.timedelta(microseconds=1)
-    return out
 
 
 def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -118,6 +66,7 @@ class SchedulerService:
 
     # --- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
+        catalog.check_overrides(self.settings.scheduler)  # a bad override stops the start, before the lease
         self._acquire_lease()
         opts = self.settings.scheduler
         self.jobstore = JsonJobStore(engine=self.engine)
@@ -134,7 +83,7 @@ class SchedulerService:
         for job_id, spec in JOBS.items():
             # Registered once: a schedule changed by a command (pause, reschedule) survives restarts.
             if spec.scheduled and self.scheduler.get_job(job_id) is None and job_id not in self.jobstore.parked:
-                trigger = cron_trigger(opts.crons[job_id])
+                trigger = cron_trigger(catalog.cron(self.settings, job_id))
                 self.scheduler.add_job(spec.func, trigger, id=job_id, name=spec.description, replace_existing=True)
         self.events = EventForwarder(self.engine, self.settings.events.webhook_url, self.settings.events.timeout_s)
         for job_id, why in self.jobstore.parked.items():
@@ -256,72 +205,112 @@ class SchedulerService:
             applied += 1
         return applied
 
-    def _job(self, payload: dict[str, Any]):  # noqa: ANN202
-        job_id = payload.get("job_id")
+    def _apply(self, command: repo.Command) -> str:
+        handler = COMMAND_HANDLERS.get(command.kind)
+        if handler is None:
+            raise NotImplementedError(f"the scheduler does not apply '{command.kind}' commands")
+        return handler(self, command)
+
+    def job(self, job_id: str | None):  # noqa: ANN201 - an APScheduler Job
+        """The scheduled job `job_id`; LookupError naming the jobs there are."""
         job = self.scheduler.get_job(job_id) if job_id else None
         if job is None:
             known = ", ".join(j.id for j in self.scheduler.get_jobs()) or "none"
             raise LookupError(f"no scheduled job {job_id!r} (jobs: {known})")
         return job
 
-    def _run_now(self, command: repo.Command) -> str:
-        """A one-off run of a scheduled job (its own arguments) or of an on-demand job (the payload's kwargs)."""
-        job_id = command.payload.get("job_id")
-        kwargs = dict(command.payload.get("kwargs") or {})
-        job = self.scheduler.get_job(job_id) if job_id else None
-        if job is not None:
-            func, args, kwargs, name = job.func_ref, job.args, {**job.kwargs, **kwargs}, job.name
-        elif job_id in JOBS:
-            func, args, name = JOBS[job_id].func, (), JOBS[job_id].description
-        else:
-            raise LookupError(f"no job {job_id!r} (jobs: {', '.join(sorted(JOBS))})")
-        self.scheduler.add_job(func, "date", run_date=dt.datetime.now(dt.UTC), args=args, kwargs=kwargs,
-                               id=f"{job_id}{RUN_NOW_SEP}{command.id}", name=f"{name} (run now)",
-                               misfire_grace_time=None)
-        return f"{job_id} submitted"
+    def submit_once(self, func: str, command: repo.Command, job_id: str, name: str, *, args: tuple = (),
+                    kwargs: dict[str, Any] | None = None) -> None:
+        """Run `func` once, now, as the run of `job_id` that `command` asked for."""
+        self.scheduler.add_job(func, "date", run_date=dt.datetime.now(dt.UTC), args=args, kwargs=kwargs or {},
+                               id=f"{job_id}{RUN_NOW_SEP}{command.id}", name=name, misfire_grace_time=None)
 
-    def _apply(self, command: repo.Command) -> str:
-        kind, payload = command.kind, command.payload
-        if kind == "run_now":
-            return self._run_now(command)
-        if kind == "pause":
-            self._job(payload).pause()
-            return f"{payload['job_id']} paused"
-        if kind == "resume":
-            job = self._job(payload).resume()
-            return f"{payload['job_id']} resumed; next run {job.next_run_time}"
-        if kind == "reschedule":
-            job = self._job(payload).reschedule(cron_trigger(payload["cron"]))
-            return f"{payload['job_id']} now '{payload['cron']}' UTC; next run {job.next_run_time}"
-        if kind == "cancel":
-            from roadwork.platform.jobs.runner import cancel
 
-            if not cancel(payload["job_id"]):
-                raise LookupError(f"{payload['job_id']} is not running")
-            return f"{payload['job_id']} cancelled"
-        if kind == "rollback":
-            from roadwork.platform.registry.service import rollback
+# --- how each kind of command is applied (every kind of `repo.COMMAND_KINDS` has one) ---------------------------------
 
-            result = rollback(self.engine, self.settings, to=payload.get("to"), reason=command.reason,
-                              actor=command.requested_by)
-            return f"champion rolled back to {result.version.label}"
-        if kind == "approve":
-            from roadwork.platform.jobs.tasks import approve_candidate
 
-            return approve_candidate(self.engine, self.settings, payload["version"], actor=command.requested_by,
-                                     reason=command.reason)
-        if kind == "reject":
-            from roadwork.platform.evaluation.gate import reject_candidate
+def _run_now(service: SchedulerService, command: repo.Command) -> str:
+    """A one-off run of a scheduled job (its own arguments) or of an on-demand job (the payload's kwargs)."""
+    job_id = command.payload.get("job_id")
+    kwargs = dict(command.payload.get("kwargs") or {})
+    job = service.scheduler.get_job(job_id) if job_id else None
+    if job is not None:
+        kwargs = {**job.kwargs, **kwargs}
+        if job_id in JOBS:
+            catalog.check_kwargs(job_id, kwargs)
+        service.submit_once(job.func_ref, command, job_id, f"{job.name} (run now)", args=job.args, kwargs=kwargs)
+    else:
+        spec = catalog.get(job_id)
+        service.submit_once(spec.func, command, job_id, f"{spec.description} (run now)",
+                            kwargs=catalog.check_kwargs(job_id, kwargs))
+    return f"{job_id} submitted"
 
-            reject_candidate(self.engine, payload["version"], actor=command.requested_by, reason=command.reason)
-            return f"candidate {payload['version']} rejected"
-        if kind == "create_ab_test":
-            from roadwork.platform.ab.service import create_ab_test
 
-            test_id = create_ab_test(self.engine, version_a=payload["a"], version_b=payload["b"],
-                                     sample_size=int(payload["sample_size"]), actor=command.requested_by)
-            self.scheduler.add_job(JOBS["ab_test"].func, "date", run_date=dt.datetime.now(dt.UTC),
-                                   kwargs={"test_id": test_id}, id=f"ab_test{RUN_NOW_SEP}{command.id}",
-                                   name=f"A/B test {test_id}", misfire_grace_time=None)
-            return f"A/B test {test_id} created and submitted"
-        raise NotImplementedError(f"the scheduler does not apply '{kind}' commands")
+def _pause(service: SchedulerService, command: repo.Command) -> str:
+    service.job(command.payload.get("job_id")).pause()
+    return f"{command.payload['job_id']} paused"
+
+
+def _resume(service: SchedulerService, command: repo.Command) -> str:
+    job = service.job(command.payload.get("job_id")).resume()
+    return f"{command.payload['job_id']} resumed; next run {job.next_run_time}"
+
+
+def _reschedule(service: SchedulerService, command: repo.Command) -> str:
+    payload = command.payload
+    job = service.job(payload.get("job_id")).reschedule(cron_trigger(payload["cron"]))
+    return f"{payload['job_id']} now '{payload['cron']}' UTC; next run {job.next_run_time}"
+
+
+def _cancel(service: SchedulerService, command: repo.Command) -> str:
+    from roadwork.platform.jobs.runner import cancel
+
+    if not cancel(command.payload["job_id"]):
+        raise LookupError(f"{command.payload['job_id']} is not running")
+    return f"{command.payload['job_id']} cancelled"
+
+
+def _rollback(service: SchedulerService, command: repo.Command) -> str:
+    from roadwork.platform.registry.service import rollback
+
+    result = rollback(service.engine, service.settings, to=command.payload.get("to"), reason=command.reason,
+                      actor=command.requested_by)
+    return f"champion rolled back to {result.version.label}"
+
+
+def _approve(service: SchedulerService, command: repo.Command) -> str:
+    from roadwork.platform.jobs.tasks import approve_candidate
+
+    return approve_candidate(service.engine, service.settings, command.payload["version"],
+                             actor=command.requested_by, reason=command.reason)
+
+
+def _reject(service: SchedulerService, command: repo.Command) -> str:
+    from roadwork.platform.evaluation.gate import reject_candidate
+
+    reject_candidate(service.engine, command.payload["version"], actor=command.requested_by, reason=command.reason)
+    return f"candidate {command.payload['version']} rejected"
+
+
+def _create_ab_test(service: SchedulerService, command: repo.Command) -> str:
+    from roadwork.platform.ab.service import create_ab_test
+
+    payload = command.payload
+    test_id = create_ab_test(service.engine, version_a=payload["a"], version_b=payload["b"],
+                             sample_size=int(payload["sample_size"]), actor=command.requested_by)
+    service.submit_once(JOBS["ab_test"].func, command, "ab_test", f"A/B test {test_id}",
+                        kwargs={"test_id": test_id})
+    return f"A/B test {test_id} created and submitted"
+
+
+COMMAND_HANDLERS: dict[str, Callable[[SchedulerService, repo.Command], str]] = {
+    "run_now": _run_now,
+    "pause": _pause,
+    "resume": _resume,
+    "reschedule": _reschedule,
+    "cancel": _cancel,
+    "approve": _approve,
+    "reject": _reject,
+    "rollback": _rollback,
+    "create_ab_test": _create_ab_test,
+}

@@ -2,7 +2,9 @@
 
 Jobs are module-level functions referenced by name with primitive arguments, and triggers are cron, interval
 or date: all of it is plain data, so nothing read back from the database is ever unpickled. A row that cannot
-be restored is parked (kept in the table, reported) instead of being deleted as the stock store does.
+be restored is parked (kept in the table, reported) instead of being deleted as the stock store does. A row
+that names a job function by an older reference (before the catalog's `<id>_job` naming) is read as the
+current one, which the next save of the row writes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import astimezone, datetime_to_utc_timestamp
 from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
+
+from roadwork.platform.jobs.catalog import migrate_func_ref
 
 log = logging.getLogger(__name__)
 STATE_FORMAT = "roadwork-job/1"
@@ -115,7 +119,7 @@ def load_state(raw: bytes) -> dict[str, Any]:
     data = json.loads(raw)
     if data.get("format") != STATE_FORMAT:
         raise ValueError("not a roadwork JSON job state")
-    return data
+    return data | {"func": migrate_func_ref(data["func"])}
 
 
 class JsonJobStore(SQLAlchemyJobStore):

@@ -20,8 +20,6 @@ from roadwork.settings import Settings, load_settings
 from roadwork.db import repo
 from roadwork.db.engine import get_engine, read_session, write_session
 
-REPLAY_CHALLENGES = 500
-
 
 @contextlib.contextmanager
 def pipeline_step(engine: Engine, job_id: str) -> Iterator[dict[str, Any]]:
@@ -41,8 +39,8 @@ def pipeline_step(engine: Engine, job_id: str) -> Iterator[dict[str, Any]]:
 
 
 def evaluate_champion_task() -> dict[str, Any]:
-    """The champion on its validation split and on a replay whose seed is the day number (new challenges
-    each day, any run reproducible)."""
+    """The champion on its validation split and on a replay (`evaluation.champion_replay_challenges` challenges)
+    whose seed is the day number (new challenges each day, any run reproducible)."""
     from roadwork.platform.evaluation.validation import evaluate_version
     from roadwork.platform.evaluation.replay import evaluate_replay
 
@@ -54,7 +52,7 @@ def evaluate_champion_task() -> dict[str, Any]:
         return {"skipped": "no champion yet"}
     evaluation = evaluate_version(engine, settings, champion.id)
     seed = dt.date.today().toordinal()
-    replay = evaluate_replay(engine, settings, champion.id, n=REPLAY_CHALLENGES, seed=seed)
+    replay = evaluate_replay(engine, settings, champion.id, n=settings.evaluation.champion_replay_challenges, seed=seed)
     return {"version": champion.label, "evaluation_id": evaluation.id, "mcc": round(evaluation.mcc, 4),
             "accuracy": round(evaluation.accuracy, 4), "n": evaluation.n,
             "replay_evaluation_id": replay.id, "replay_mcc": round(replay.mcc, 4), "replay_seed": seed}
