@@ -76,10 +76,10 @@ def decode(text: str) -> Any:
         except json.JSONDecodeError:
             continue
     body = [line for line in lines[starts[0]:] if line.strip()] if starts else []
-    if len(body) > 1 and max(len(line) for line in body) <= PIPE_WIDTH:
+    if len(body) > 1:  # btcli prints one line: several are its line wrapped at the terminal width
         raise StandingsError(
             f"btcli: the JSON is broken across {len(body)} lines of at most {max(map(len, body))} columns: btcli "
-            f"wraps its output at the terminal width ({PIPE_WIDTH} columns when piped). Run it with COLUMNS set "
+            f"wraps its one line at the terminal width ({PIPE_WIDTH} columns when piped). Run it with COLUMNS set "
             f"very large (COLUMNS={WIDE_COLUMNS} btcli ...); roadwork does so for the command it runs itself"
         )
     if not starts:
