@@ -123,7 +123,8 @@ def write_standings_sample(path: Path, n_miners: int = 60, n_validators: int = 4
         root = float(rng.uniform(1_000, 9_000)) if validator else 0.0
         share = 0.2 if owner else (0.0 if validator else float(incentive[uid - 1]))
         rows.append({
-            "uid": uid, "hotkey": f"5DemoHotkey{uid:036d}", "coldkey": owner_coldkey if owner else f"5DemoColdkey{uid:035d}",
+            "uid": uid, "hotkey": f"5DemoHotkey{uid:036d}",
+            "coldkey": owner_coldkey if owner else f"5DemoColdkey{uid:035d}",
             "stake": alpha + 0.18 * root, "alpha_stake": alpha, "tao_stake": 0.18 * root,
             "dividends": 1.0 / n_validators if validator else 0.0, "incentive": share,
             "emissions": 73.8 * (0.5 / n_validators if validator else share / 2), "identity": "",
