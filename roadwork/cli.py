@@ -1029,6 +1029,48 @@ def demo(
         emit_json(summary)
 
 
+@app.command()
+def standings(
+    refresh: Annotated[bool, typer.Option("--refresh", help="Poll the configured source now and store the snapshot first.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Our standing among the miners (the owner and validators do not count) from the latest stored snapshot.
+
+    Amounts are in alpha, the subnet's token. A source that fails or prints bad output: exit 2, one line; the last
+    good snapshot is kept."""
+    import logging
+
+    from rich.markup import escape
+
+    from roadwork.platform.standings import StandingsError, standings_report
+
+    logging.getLogger("roadwork.platform.standings").addHandler(logging.NullHandler())  # the error line says it all
+    settings = _settings()
+    try:
+        report = standings_report(_engine(settings), settings, refresh=refresh)
+    except StandingsError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(2) from None
+    if as_json:
+        emit_json(report)
+        return
+    percentile = report["percentile"]
+    table("Our standing", ["", "value"], [
+        ["UID", report["uid"] if report["uid"] is not None else "not set (set `uid` in the settings)"],
+        ["rank among miners", f"{report['rank']} of {report['miners']}" if report["rank"] is not None else "-"],
+        ["percentile", "-" if percentile is None else f"{percentile:.0%}"],
+        ["incentive", report["incentive"]],
+        ["emission (alpha per epoch)", report["emission_alpha"]],
+        ["stake (alpha)", report["stake_alpha"]],
+        ["trust", report["trust"]],
+        ["block", report["block"]],
+        ["source", report["source"]],
+        ["taken at", local(dt.datetime.fromisoformat(report["taken_at"]))],
+    ])
+    if report["stale"]:
+        err.print("[yellow]stale:[/yellow] the latest poll failed; these numbers are from the last good snapshot.")
+
+
 def main() -> None:
     """Console entry point: known errors print one clear line on stderr and exit 2, no traceback."""
     from roadwork.settings import SettingsError

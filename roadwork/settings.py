@@ -144,7 +144,10 @@ class LeaderboardSettings(_Section):
     )
     url: str | None = Field(None, description="Base URL of the API, a JSON URL, or a btcli JSON file path.")
     command: str | None = Field(
-        None, description="For source btcli: a command that prints the metagraph JSON (instead of a file in url)."
+        None,
+        description="For source btcli: the command that prints the metagraph JSON, run with COLUMNS set very "
+        "large so that btcli does not wrap it. Empty (and no file in url): `btcli subnets show --netuid <netuid> "
+        "--mechid 0 --json-output --no-prompt`.",
     )
     field_map: dict[str, str] = Field(
         default_factory=dict, description="For source json: our field name -> the dotted path in each row."

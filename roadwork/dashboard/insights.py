@@ -28,7 +28,7 @@ from roadwork.db import repo
 from roadwork.db.engine import read_session
 from roadwork.platform.jobs.store import stored_jobs
 from roadwork.platform.model_age import champion_age
-from roadwork.platform.standings import MinerRow, TrendPoint, derive_standing, history_for, latest_snapshot
+from roadwork.platform.standings import OWNER_KEY, MinerRow, TrendPoint, derive_standing, history_for, latest_snapshot
 
 CACHE_TTL_S = services.CACHE_TTL_S
 TREND_POINTS = 96
@@ -104,12 +104,14 @@ def standing_trends(session: Session, uids: Iterable[int], n: int = TREND_POINTS
                             .order_by(s.taken_at.desc(), s.id.desc()).limit(n)).all()
     rows: dict[int, list[MinerRow]] = defaultdict(list)
     if snaps:
-        query = (select(r.snapshot_id, r.uid, r.hotkey, r.incentive, r.emission, r.trust, r.validator_permit)
+        query = (select(r.snapshot_id, r.uid, r.hotkey, r.incentive, r.emission, r.trust, r.validator_permit,
+                        r.dividends, r.extra[OWNER_KEY].as_boolean().label("owner"))
                  .where(r.snapshot_id.in_([snap.id for snap in snaps])).order_by(r.snapshot_id, r.uid))
         for row in session.execute(query):
             rows[row.snapshot_id].append(MinerRow(uid=row.uid, hotkey=row.hotkey, incentive=row.incentive,
                                                   emission=row.emission, trust=row.trust,
-                                                  validator_permit=row.validator_permit))
+                                                  validator_permit=row.validator_permit, dividends=row.dividends,
+                                                  owner=row.owner))
     out = {}
     for uid in uids:
         at = [(snap, derive_standing(rows.get(snap.id, []), uid)) for snap in reversed(snaps)]

@@ -34,7 +34,7 @@ from roadwork.db.engine import read_session
 from roadwork.platform.ab import service as ab
 from roadwork.platform.jobs import catalog
 from roadwork.platform.jobs.store import stored_jobs
-from roadwork.platform.standings import MinerRow, Snapshot, Standing, derive_standing, latest_snapshot
+from roadwork.platform.standings import MinerRow, Snapshot, Standing, derive_standing, is_miner, latest_snapshot
 
 JOB_COMMAND_KINDS = ("run_now", "pause", "resume", "reschedule", "cancel")
 PREVIEW_RUNS = 5
@@ -453,13 +453,13 @@ def thumbnails(set_id: int, pool: str) -> dict[str, bytes]:
 @dataclass(frozen=True)
 class MinerView:
     uid: int
-    place: int | None  # among miners by incentive ("1224" ranking), None for validators
-    validator: bool
+    place: int | None  # among miners by incentive ("1224" ranking), None for validators and the owner
+    validator: bool  # not a miner: a validator or the subnet owner
     incentive: float | None
-    emission: float | None
+    emission: float | None  # alpha per epoch
     trust: float | None
     consensus: float | None
-    stake: float | None
+    stake: float | None  # alpha
     chain_rank: float | None  # the chain's `rank` field: a consensus weight, not a place
     hotkey: str | None
     active: bool | None
@@ -479,7 +479,7 @@ class Leaderboard:
 
 def miner_views(rows: tuple[MinerRow, ...] | list[MinerRow], our_uid: int | None) -> list[MinerView]:
     """Rows with their place among miners (the rules of `derive_standing`), best first (pure)."""
-    miners = {r.uid for r in rows if r.uid == our_uid or r.validator_permit is not True}
+    miners = {r.uid for r in rows if is_miner(r, our_uid)}
     incentives = [r.incentive or 0.0 for r in rows if r.uid in miners]
 
     def place(row: MinerRow) -> int | None:
@@ -487,7 +487,7 @@ def miner_views(rows: tuple[MinerRow, ...] | list[MinerRow], our_uid: int | None
             return None
         return 1 + sum(1 for v in incentives if v > (row.incentive or 0.0))
 
-    views = [MinerView(r.uid, place(r), r.validator_permit is True and r.uid != our_uid, r.incentive, r.emission,
+    views = [MinerView(r.uid, place(r), r.uid not in miners, r.incentive, r.emission,
                        r.trust, r.consensus, r.stake, r.rank, r.hotkey, r.active, r.uid == our_uid) for r in rows]
     return sorted(views, key=lambda v: (v.place is None, v.place or 0, v.uid))
 

@@ -108,22 +108,33 @@ gate:
 
 
 def write_standings_sample(path: Path, n_miners: int = 60, n_validators: int = 4, seed: int = 0) -> Path:
-    """A metagraph in the shape `btcli subnets metagraph --json-output` prints, with our demo UID in it."""
+    """Sample standings in the shape `btcli subnets show --json-output` prints (rows under `uids`, owner first
+    then by stake, amounts in alpha), with our demo UID among the miners. The top-level `roadwork_sample` key,
+    which btcli never prints, makes the stored snapshot sample data (`standings.is_sample`)."""
+    from roadwork.platform.standings.btcli import SAMPLE_KEY
+
     rng = np.random.default_rng(seed)
-    incentive = rng.dirichlet(np.ones(n_miners) * 0.7)
-    neurons = []
-    for uid in range(n_miners + n_validators):
-        validator = uid >= n_miners
-        neurons.append({
-            "uid": uid, "hotkey": f"5DemoHotkey{uid:035d}", "coldkey": f"5DemoColdkey{uid:034d}",
-            "stake": float(rng.uniform(1000, 5000)) if validator else float(rng.uniform(0, 5)),
-            "rank": 0.0 if validator else float(incentive[uid]), "trust": 0.0 if validator else 0.95,
-            "consensus": 0.0 if validator else float(incentive[uid]),
-            "incentive": 0.0 if validator else float(incentive[uid]),
-            "dividends": 0.25 if validator else 0.0, "emission": float(incentive[uid] * 0.41) if not validator else 0.1,
-            "active": True, "validator_permit": validator,
+    incentive = rng.dirichlet(np.ones(n_miners) * 0.7) * 0.8  # the owner's UID takes the rest, as a burn UID does
+    owner_coldkey = f"5DemoColdkey{0:035d}"
+    rows = []
+    for uid in range(1 + n_miners + n_validators):
+        owner, validator = uid == 0, uid > n_miners
+        alpha = float(rng.uniform(20_000, 90_000)) if validator else float(rng.uniform(0, 5))
+        root = float(rng.uniform(1_000, 9_000)) if validator else 0.0
+        share = 0.2 if owner else (0.0 if validator else float(incentive[uid - 1]))
+        rows.append({
+            "uid": uid, "hotkey": f"5DemoHotkey{uid:036d}",
+            "coldkey": owner_coldkey if owner else f"5DemoColdkey{uid:035d}",
+            "stake": alpha + 0.18 * root, "alpha_stake": alpha, "tao_stake": 0.18 * root,
+            "dividends": 1.0 / n_validators if validator else 0.0, "incentive": share,
+            "emissions": 73.8 * (0.5 / n_validators if validator else share / 2), "identity": "",
         })
-    path.write_text(json.dumps({"netuid": 72, "block": 5_000_000, "neurons": neurons}, indent=1))
+    rows = rows[:1] + sorted(rows[1:], key=lambda row: -row["stake"])
+    path.write_text(json.dumps({
+        SAMPLE_KEY: True, "netuid": 72, "mechanism_id": 0, "mechanism_count": 1, "name": "sample",
+        "owner": owner_coldkey, "owner_identity": "", "rate": 0.02, "emission": 0.05,
+        "tempo": {"block_since_last_step": 0, "tempo": 360}, "uids": rows,
+    }))
     return path
 
 

@@ -103,7 +103,7 @@ def test_overview_shows_standing_countdown_runs_alerts_and_failures(history, db)
     assert (rank.value, rank.delta) == ("2", "-1")
     incentive = metric(at, "Incentive")
     assert (incentive.value, incentive.delta) == ("0.0850", "+0.0150")
-    assert metric(at, "Emission (TAO)").value == "1.2000"
+    assert metric(at, "Emission (alpha)").value == "1.2000"
     assert (metric(at, "Trust").value, metric(at, "Trust").delta) == ("0.600", "+0.100")
     assert "Stale: the last poll" in page and "HTTP 503 from the API" in page
     trend = figure(at, "overview_standing_trend")

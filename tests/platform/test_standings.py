@@ -1,10 +1,16 @@
 """Standings client against a real local HTTP server (no mocks of requests), btcli JSON from files and
-commands, the pure standing/alert rules on hand-computed cases, and the leaderboard job end to end."""
+commands (a stand-in `btcli` on PATH that behaves as release 9.23 does), the pure standing/alert rules on
+hand-computed cases, `roadwork standings`, and the leaderboard job end to end.
+
+The fixtures (tests/fixtures/standings, written by its make_fixtures.py from COMPETITION.md) hold one subnet:
+uid 0 the owner's hotkey (incentive 0.40, as a burn UID takes), uids 1-2 validators (dividends), uids 3-7
+miners with incentive .22 .18 .12 .08 0; ours is uid 5: 3rd of 5 miners."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import sys
 import threading
@@ -18,15 +24,22 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import Engine
+from typer.testing import CliRunner
 
-from roadwork.settings import Settings, load_settings
+from roadwork.cli import app
 from roadwork.db import repo
 from roadwork.db.engine import get_engine, read_session
 from roadwork.platform import standings as st
 from roadwork.platform.standings.parsing import normalise_u16, to_bool, to_float, to_int
+from roadwork.settings import Settings, load_settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "standings"
 PAGE = json.loads((FIXTURES / "taostats_page.json").read_text())
+BTCLI = FIXTURES / "btcli_show.json"  # one line, as btcli prints it with COLUMNS set very large
+BTCLI_WRAPPED = FIXTURES / "btcli_show_wrapped80.txt"  # the same, wrapped at 80 columns as through a pipe
+BLOCK = 6_120_431
+OURS = 5
+ALL_UIDS = list(range(8))
 API_PATH = "/api/metagraph/latest/v1"
 KEY = "tsk-SECRET-4f1c9e7a2b"
 
@@ -147,20 +160,27 @@ def by_uid(rows: tuple[st.MinerRow, ...]) -> dict[int, st.MinerRow]:
 # --- Taostats ------------------------------------------------------------------------------------------------
 
 
-def test_taostats_good_page_is_parsed_scaled_and_authorised(server: LocalServer, fake: FakeTime) -> None:
+def test_taostats_good_page_is_parsed_in_alpha_and_authorised(server: LocalServer, fake: FakeTime) -> None:
     fetched = taostats(server, fake).fetch()
     rows = by_uid(fetched.rows)
-    assert sorted(rows) == [0, 1, 2, 3, 4, 5] and fetched.skipped == 0
-    assert fetched.block == 5123457  # the highest block_number of the rows
-    validator, ours = rows[0], rows[3]
-    assert validator.validator_permit is True and validator.stake == pytest.approx(2500.0)  # rao -> TAO
-    assert ours.hotkey == "5OurMinerHotkey3000000000000000000000000000000"  # ss58 of {ss58, hex}
-    assert ours.emission == pytest.approx(0.08) and ours.stake == pytest.approx(1.5)
-    assert ours.incentive == pytest.approx(0.20) and ours.trust == pytest.approx(0.95)
-    assert ours.active is True and ours.validator_permit is False
-    assert ours.extra["daily_reward"] == "57600000000"  # extras are kept as received
+    assert sorted(rows) == ALL_UIDS and fetched.skipped == 0
+    assert fetched.block == BLOCK  # the highest block_number of the rows
+    owner, validator, ours = rows[0], rows[1], rows[OURS]
+    assert owner.owner is True and owner.validator_permit is False and owner.incentive == pytest.approx(0.40)
+    assert validator.validator_permit is True and validator.owner is False
+    assert validator.stake == pytest.approx(250_000 + 0.18 * 40_000)  # total_alpha_stake, rao -> alpha
+    assert ours.hotkey == PAGE["data"][OURS]["hotkey"]["ss58"]  # ss58 of {ss58, hex}
+    assert ours.emission == pytest.approx(8.86) and ours.stake == pytest.approx(1.5)  # alpha, not rao nor TAO
+    assert ours.incentive == pytest.approx(0.12) and ours.trust == pytest.approx(0.95)
+    assert ours.active is True and ours.validator_permit is False and ours.owner is False
+    assert ours.rank is None  # Taostats' `rank` is its list position, not the chain's rank
+    assert ours.extra["taostats_rank"] == PAGE["data"][OURS]["rank"] == 6 and "rank" not in ours.extra
+    assert "stake" not in ours.extra  # always "0" at Taostats: dropped, the stake is total_alpha_stake
+    assert validator.extra["validator_trust"] == "0.9800"  # kept as received, like every field we do not model
+    assert ours.extra["daily_mining_alpha_as_tao"] == PAGE["data"][OURS]["daily_mining_alpha_as_tao"]
     assert ours.extra["is_immunity_period"] is False and "timestamp" in ours.extra
     assert "netuid" not in ours.extra and "block_number" not in ours.extra
+    assert st.derive_standing(fetched.rows, OURS).rank == 3  # among miners 3-7: owner and validators excluded
     [seen] = server.requests
     assert seen.path == API_PATH and seen.query == {"netuid": "72", "limit": "256", "page": "1"}
     assert seen.authorization == KEY
@@ -171,11 +191,11 @@ def _three_pages(style: str) -> Callable[[int, str, dict[str, str]], Reply]:
 
     def respond(n: int, path: str, query: dict[str, str]) -> Reply:
         page = int(query["page"])
-        chunk = rows[(page - 1) * 2 : page * 2]
+        chunk = rows[(page - 1) * 3 : page * 3]
         pagination = {
             "next_page": {"next_page": page + 1 if page < 3 else None, "total_pages": 3},
             "total_pages": {"current_page": str(page), "total_pages": "3"},
-            "total_items": {"total_items": 6},
+            "total_items": {"total_items": 8},
         }[style]
         return Reply(body=page_of(chunk, **pagination))
 
@@ -186,7 +206,7 @@ def _three_pages(style: str) -> Callable[[int, str, dict[str, str]], Reply]:
 def test_taostats_follows_three_pages_within_the_rate_limit(server: LocalServer, fake: FakeTime, style: str) -> None:
     server.respond = _three_pages(style)
     fetched = taostats(server, fake, calls_per_minute=30).fetch()  # one call per 2 s
-    assert sorted(by_uid(fetched.rows)) == [0, 1, 2, 3, 4, 5]
+    assert sorted(by_uid(fetched.rows)) == ALL_UIDS
     assert [r.query["page"] for r in server.requests] == ["1", "2", "3"]
     assert fake.waits() == [2.0, 2.0]
 
@@ -196,12 +216,13 @@ def test_taostats_stops_at_an_empty_page(server: LocalServer, fake: FakeTime) ->
     server.respond = lambda n, path, q: Reply(body=page_of(rows[(int(q["page"]) - 1) * 3 : int(q["page"]) * 3],
                                                            total_pages=9))
     fetched = taostats(server, fake).fetch()
-    assert len(fetched.rows) == 6 and len(server.requests) == 3
+    assert len(fetched.rows) == 8 and len(server.requests) == 4
 
 
 def test_numbers_as_strings_missing_and_extra_fields(server: LocalServer, fake: FakeTime) -> None:
     server.respond = lambda n, path, q: Reply(body=page_of([
-        {"uid": "1", "incentive": "0.5", "emission": "1000000000", "stake": "2,000,000,000", "hotkey": "5Plain",
+        {"uid": "1", "incentive": "0.5", "emission": "1000000000", "total_alpha_stake": "2,000,000,000.5",
+         "stake": "0", "hotkey": "5Plain",
          "validator_permit": "false", "active": "1", "shiny_new_field": {"a": 1}},
         {"uid": 2},
         {"hotkey": "5NoUid"},
@@ -215,7 +236,7 @@ def test_numbers_as_strings_missing_and_extra_fields(server: LocalServer, fake: 
     rows = by_uid(fetched.rows)
     assert sorted(rows) == [1, 2, 5] and fetched.skipped == 5 and fetched.block is None
     one = rows[1]
-    assert (one.incentive, one.emission, one.stake) == (0.5, 1.0, 2.0)
+    assert (one.incentive, one.emission) == (0.5, 1.0) and one.stake == pytest.approx(2.0)
     assert (one.hotkey, one.validator_permit, one.active) == ("5Plain", False, True)
     assert one.extra == {"shiny_new_field": {"a": 1}}
     assert rows[2] == st.MinerRow(uid=2)
@@ -242,7 +263,7 @@ def test_slow_response_times_out_and_is_retried(server: LocalServer, fake: FakeT
 def test_5xx_then_success_is_retried_with_backoff(server: LocalServer, fake: FakeTime) -> None:
     server.respond = lambda n, path, q: Reply(503, {"error": "busy"}) if n <= 2 else Reply(body=PAGE)
     fetched = taostats(server, fake, retries=2).fetch()
-    assert len(fetched.rows) == 6 and len(server.requests) == 3
+    assert len(fetched.rows) == 8 and len(server.requests) == 3
     assert fake.waits() == [1.0, 2.0]
 
 
@@ -250,7 +271,7 @@ def test_persistent_5xx_gives_up_and_keeps_the_last_good_snapshot(
     server: LocalServer, fake: FakeTime, engine: Engine, settings: Settings
 ) -> None:
     good = st.poll_standings(engine, settings, source=taostats(server, fake))
-    assert not good.stale and len(good.rows) == 6
+    assert not good.stale and len(good.rows) == 8
     server.respond = lambda n, path, q: Reply(500, {"error": "down"})
     bad = st.poll_standings(engine, settings, source=taostats(server, fake, retries=2))
     assert bad.stale and "HTTP 500" in bad.error and "gave up after 3 attempt" in bad.error
@@ -258,7 +279,8 @@ def test_persistent_5xx_gives_up_and_keeps_the_last_good_snapshot(
     with read_session(engine) as session:
         latest_good = st.latest_snapshot(session)
         latest_any = st.latest_snapshot(session, good_only=False)
-    assert latest_good.id == good.snapshot_id and len(latest_good.rows) == 6 and latest_good.block == 5123457
+    assert latest_good.id == good.snapshot_id and len(latest_good.rows) == 8 and latest_good.block == BLOCK
+    assert by_uid(latest_good.rows)[0].owner is True  # the owner flag survives the store
     assert latest_any.id == bad.snapshot_id and latest_any.stale and latest_any.rows == ()
     assert latest_any.error == bad.error
 
@@ -266,7 +288,7 @@ def test_persistent_5xx_gives_up_and_keeps_the_last_good_snapshot(
 def test_429_waits_for_retry_after_then_succeeds(server: LocalServer, fake: FakeTime) -> None:
     server.respond = lambda n, path, q: Reply(429, {"error": "slow down"}, {"Retry-After": "7"}) if n == 1 \
         else Reply(body=PAGE)
-    assert len(taostats(server, fake).fetch().rows) == 6
+    assert len(taostats(server, fake).fetch().rows) == 8
     assert fake.waits() == [7.0]
 
 
@@ -327,29 +349,105 @@ def test_any_failure_of_a_source_becomes_a_stale_snapshot(engine: Engine, settin
 
 # --- btcli ---------------------------------------------------------------------------------------------------
 
+# A stand-in for btcli 9.23 on PATH: exits 2 on --json-output without --no-prompt, prompts (exit 1 without a
+# terminal) without --mechid, and prints the fixture's one line through a console as wide as COLUMNS says
+# (80 when unset, as when piped), so its JSON arrives broken unless the caller widens the terminal.
+FAKE_BTCLI = """#!{python}
+import os, sys, textwrap
+args = sys.argv[1:]
+if "--json-output" in args and "--no-prompt" not in args:
+    sys.stderr.write("Cannot specify both '--json-output' and '--prompt'\\n")
+    sys.exit(2)
+if "--mechid" not in args:
+    sys.stderr.write("Subnet 72 has 2 mechanisms. Enter the mechanism id: Aborted.\\n")
+    sys.exit(1)
+with open(os.path.join(os.environ["FAKE_BTCLI_LOG"]), "a") as log:
+    log.write(" ".join(args) + "\\n")
+width = int(os.environ.get("COLUMNS", "80"))
+line = open({fixture!r}).read().strip()
+print(textwrap.fill(line, width, break_on_hyphens=False))
+"""
 
-def _check_btcli(fetched: st.Fetched, block: int) -> None:
+
+@pytest.fixture
+def fake_btcli(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> Path:
+    """Puts the stand-in `btcli` first on PATH; returns the file where it logs its arguments."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    program = bin_dir / "btcli"
+    program.write_text(FAKE_BTCLI.format(python=sys.executable, fixture=str(BTCLI)))
+    program.chmod(0o755)
+    log = tmp_path / "btcli-args.log"
+    clean_env.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    clean_env.setenv("FAKE_BTCLI_LOG", str(log))
+    clean_env.delenv("COLUMNS", raising=False)
+    return log
+
+
+def _check_btcli(fetched: st.Fetched) -> None:
     rows = by_uid(fetched.rows)
-    assert sorted(rows) == [0, 1, 3] and fetched.block == block and fetched.skipped == 0
-    assert rows[0].validator_permit is True and rows[0].stake == 2500.0  # btcli prints TAO: not scaled
-    assert rows[3].incentive == 0.2 and rows[3].emission == 0.08 and rows[3].active is True
-    assert rows[3].hotkey == "5OurMinerHotkey3000000000000000000000000000000"
-    assert rows[3].extra["last_update"] == 5123402
+    assert sorted(rows) == ALL_UIDS and fetched.block is None and fetched.skipped == 0  # btcli gives no block
+    owner, ours = rows[0], rows[OURS]
+    assert owner.owner is True and owner.extra["identity"] == "NATIX Network"  # rich markup stripped
+    assert [uid for uid, row in rows.items() if row.owner] == [0]
+    assert rows[1].dividends == 0.62 and rows[1].validator_permit is None  # btcli says nothing of permits
+    assert ours.incentive == 0.12 and ours.emission == 8.86 and ours.stake == 1.5  # `emissions`, alpha as printed
+    assert ours.rank is None and ours.trust is None  # btcli 9.23 prints neither
+    assert ours.hotkey.startswith("5Hot") and ours.coldkey.startswith("5Cold")
+    assert ours.extra["identity"] == "Our Roadwork Miner" and ours.extra["claim_type"] == "Keep"
+    assert ours.extra["alpha_stake"] == 1.5 and "emissions" not in ours.extra
+    standing = st.derive_standing(fetched.rows, OURS)  # the owner's 0.40 and the validators do not count
+    assert (standing.rank, standing.miners, standing.percentile) == (3, 5, 0.5)
 
 
-SHAPES = [("btcli_rows.json", 5123460), ("btcli_columns.json", 5123461)]
+def test_btcli_real_json_from_a_file() -> None:
+    _check_btcli(st.BtcliSource(path=BTCLI, netuid=72).fetch())
 
 
-@pytest.mark.parametrize(("name", "block"), SHAPES)
-def test_btcli_json_from_a_file(name: str, block: int) -> None:
-    _check_btcli(st.BtcliSource(path=FIXTURES / name, netuid=72).fetch(), block)
+def test_btcli_json_from_a_command_with_chatter_before_it() -> None:
+    code = f"import sys; print('Connecting to finney...'); sys.stdout.write(open({str(BTCLI)!r}).read())"
+    _check_btcli(st.BtcliSource(command=shlex.join([sys.executable, "-c", code]), timeout_s=30).fetch())
 
 
-@pytest.mark.parametrize(("name", "block"), SHAPES)
-def test_btcli_json_from_a_command_with_chatter_before_it(name: str, block: int) -> None:
-    code = f"import sys; print('Connecting to finney...'); sys.stdout.write(open({str(FIXTURES / name)!r}).read())"
-    source = st.BtcliSource(command=shlex.join([sys.executable, "-c", code]), timeout_s=30)
-    _check_btcli(source.fetch(), block)
+def test_btcli_default_command_is_built_from_the_netuid_and_run_wide(
+    fake_btcli: Path, engine: Engine, settings: Settings
+) -> None:
+    lb = _settings(settings, source="btcli", netuid=72)
+    source = st.source_from_settings(lb)
+    assert source.command == ["btcli", "subnets", "show", "--netuid", "72", "--mechid", "0", "--json-output",
+                              "--no-prompt"]
+    assert st.source_from_settings(_settings(settings, source="btcli", netuid=323)).command[4] == "323"
+    result = st.poll_standings(engine, lb)
+    assert not result.stale, result.error  # the stand-in wraps at COLUMNS: the source widened it
+    _check_btcli(st.Fetched(result.rows))
+    assert fake_btcli.read_text().split("\n")[0] == "subnets show --netuid 72 --mechid 0 --json-output --no-prompt"
+
+
+def test_btcli_wrapped_json_is_refused_and_the_last_good_snapshot_kept(
+    fake_btcli: Path, engine: Engine, settings: Settings
+) -> None:
+    good = st.poll_standings(engine, _settings(settings, source="btcli", url=str(BTCLI)))
+    # What a shell pipe gives (`btcli ... > file`): the one line wrapped at 80 columns, the JSON broken.
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(BTCLI_WRAPPED.read_text())
+    bad = st.poll_standings(engine, _settings(settings, source="btcli", url=str(BTCLI_WRAPPED)))
+    assert bad.stale and "broken across" in bad.error and "at most 80 columns" in bad.error
+    assert "COLUMNS" in bad.error  # says what to do
+    # A user's command that does not widen the terminal itself gets it widened too.
+    code = "import json, os; print(json.dumps({'uids': [{'uid': int(os.environ['COLUMNS'])}]}))"
+    [row] = st.BtcliSource(command=[sys.executable, "-c", code]).fetch().rows
+    assert row.uid == 1_000_000
+    with read_session(engine) as session:
+        assert st.latest_snapshot(session).id == good.snapshot_id
+
+
+def test_btcli_old_command_without_no_prompt_says_what_to_do(fake_btcli: Path, settings: Settings) -> None:
+    old = _settings(settings, source="btcli", command="btcli subnets metagraph --netuid 72 --json-output")
+    with pytest.raises(st.StandingsError) as raised:
+        st.source_from_settings(old).fetch()
+    message = str(raised.value)
+    assert "exited with status 2" in message and "Cannot specify both" in message
+    assert "--no-prompt" in message and "leave leaderboard.command empty" in message
 
 
 def test_btcli_plain_list_of_rows(tmp_path: Path) -> None:
@@ -362,8 +460,9 @@ def test_btcli_plain_list_of_rows(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("code", "message"), [
     ("import sys; sys.stderr.write('wallet not found'); sys.exit(3)", "exited with status 3: wallet not found"),
     ("import time; time.sleep(5)", "timed out after 0.5 s"),
-    ("print('Error: no network')", "not JSON"),
-    ("print('{\"netuid\": 1, \"uids\": [1]}')", "netuid 1, expected 72"),
+    ("print('Error: no network')", "not JSON: Error: no network"),
+    ("print('{\"netuid\": 72, \"uids\": [{\"uid\": 1,')", r"not valid JSON \(Expecting .* at line 2 column 1\); run the command by hand"),
+    ("print('{\"netuid\": 1, \"uids\": [{\"uid\": 1}]}')", "netuid 1, expected 72"),
     ("print('{\"netuid\": 72, \"hotkeys\": [\"a\"]}')", "no rows found"),
 ])
 def test_btcli_failures_are_clear(code: str, message: str) -> None:
@@ -376,7 +475,14 @@ def test_btcli_missing_file_and_missing_program(tmp_path: Path) -> None:
     with pytest.raises(st.StandingsError, match="cannot read"):
         st.BtcliSource(path=tmp_path / "nope.json").fetch()
     with pytest.raises(st.StandingsError, match="command not found"):
-        st.BtcliSource(command="no-such-btcli-binary subnets metagraph").fetch()
+        st.BtcliSource(command="no-such-btcli-binary subnets show").fetch()
+
+
+def test_identity_markup_is_stripped_but_plain_brackets_stay() -> None:
+    from roadwork.platform.standings.btcli import strip_markup
+
+    assert strip_markup("[dark_sea_green3]NATIX Network[/dark_sea_green3]") == "NATIX Network"
+    assert strip_markup("[bold]x[/]") == "x" and strip_markup("[SN72] miner") == "[SN72] miner"
 
 
 # --- generic JSON --------------------------------------------------------------------------------------------
@@ -453,6 +559,29 @@ def test_derive_standing_when_we_are_missing_or_a_validator() -> None:
     assert (ours_with_permit.miners, ours_with_permit.rank) == (7, 6)
 
 
+def test_owner_and_validators_are_not_miners() -> None:
+    rows = [
+        st.MinerRow(uid=0, incentive=0.50, owner=True),  # the owner's hotkey takes incentive (a burn UID)
+        st.MinerRow(uid=1, incentive=0.01, dividends=0.7),  # btcli: a validator is known by its dividends
+        st.MinerRow(uid=2, incentive=0.30, dividends=0.0, owner=False),
+        st.MinerRow(uid=3, incentive=0.20),
+        st.MinerRow(uid=4, incentive=0.00),
+    ]
+    s = st.derive_standing(rows, 3)
+    assert (s.miners, s.rank, s.percentile, s.gap_to_top) == (3, 2, 0.5, pytest.approx(0.10))
+    assert [r.uid for r in rows if st.is_miner(r)] == [2, 3, 4]
+    assert st.derive_standing(rows, 1).rank == 3  # our own row counts as a miner, dividends or not
+
+
+def test_deregistration_alert_counts_miners_only(settings: Settings) -> None:
+    rows = st.BtcliSource(path=BTCLI, netuid=72).fetch().rows
+    s = st.derive_standing(rows, 6)  # incentive .08: 4th of the 5 miners, above only uid 7
+    assert (s.rank, s.miners, s.percentile) == (4, 5, 0.25)
+    [alert] = st.check_alerts(None, s, _settings(settings, deregistration_percentile=0.3))
+    assert alert.kind == st.ALERT_DEREGISTRATION and "rank 4 of 5" in alert.message
+    # Counting the owner and the validators (incentive 0) would put us at 3 of 7 below: no alert at 0.3.
+
+
 def _settings(settings: Settings, **leaderboard: Any) -> Settings:
     return settings.model_copy(update={"leaderboard": settings.leaderboard.model_copy(update=leaderboard)})
 
@@ -520,15 +649,15 @@ def test_leaderboard_job_end_to_end(
                         "CALLS_PER_MINUTE": "6000"}.items():
         clean_env.setenv(f"ROADWORK_LEADERBOARD__{name}", value)
     clean_env.setenv("ROADWORK_LEADERBOARD_API_KEY", KEY)
-    clean_env.setenv("ROADWORK_UID", "3")
+    clean_env.setenv("ROADWORK_UID", str(OURS))
 
-    first = st.leaderboard_job()  # miners 1-5 by incentive .35 .30 .20 .15 0: we are 3rd
+    first = st.leaderboard_job()  # miners 3-7 by incentive .22 .18 .12 .08 0: we are 3rd
     assert (first["stale"], first["rank"], first["miners"], first["percentile"]) == (False, 3, 5, 0.5)
-    assert first["rows"] == 6 and first["alerts"] == [] and first["block"] == 5123457
+    assert first["rows"] == 8 and first["alerts"] == [] and first["block"] == BLOCK
     json.dumps(first)
 
     worse = json.loads(json.dumps(PAGE))
-    worse["data"][3]["incentive"] = "0.10"  # below uid 4's 0.15: rank 4
+    worse["data"][OURS]["incentive"] = "0.07"  # below uid 6's 0.08: rank 4
     server.respond = lambda n, path, q: Reply(body=worse)
     second = st.leaderboard_job()
     assert second["rank"] == 4 and second["alerts"] == [st.ALERT_RANK_DROP]
@@ -557,3 +686,63 @@ def test_leaderboard_job_end_to_end(
     assert latest_good.id == fourth["snapshot_id"]
     stored = json.dumps([(e.reason, e.details) for e in events]) + third["error"]
     assert KEY not in stored and KEY not in caplog.text
+
+
+# --- roadwork standings --------------------------------------------------------------------------------------
+
+
+def test_standings_report_from_the_latest_snapshot_and_refresh(engine: Engine, settings: Settings) -> None:
+    ours = settings.model_copy(update={"uid": OURS})
+    with pytest.raises(st.StandingsError, match="no standings stored yet"):
+        st.standings_report(engine, ours)
+    with pytest.raises(st.StandingsError, match="leaderboard.source is none"):
+        st.standings_report(engine, ours, refresh=True)
+
+    good = _settings(ours, source="btcli", url=str(BTCLI))
+    report = st.standings_report(engine, good, refresh=True)
+    assert tuple(report) == st.REPORT_KEYS
+    assert {k: report[k] for k in ("uid", "rank", "miners", "percentile", "incentive", "emission_alpha",
+                                   "stake_alpha", "trust", "block", "source", "stale")} == {
+        "uid": OURS, "rank": 3, "miners": 5, "percentile": 0.5, "incentive": 0.12, "emission_alpha": 8.86,
+        "stake_alpha": 1.5, "trust": None, "block": None, "source": "btcli", "stale": False}
+    assert report["taken_at"].endswith("Z") and json.dumps(report)
+
+    wrapped = _settings(ours, source="btcli", url=str(BTCLI_WRAPPED))
+    with pytest.raises(st.StandingsError) as raised:
+        st.standings_report(engine, wrapped, refresh=True)
+    assert "broken across" in str(raised.value) and "last good snapshot" in str(raised.value)
+    assert "\n" not in str(raised.value)
+    after = st.standings_report(engine, wrapped)  # without --refresh: the last good numbers, marked stale
+    assert after == {**report, "stale": True}
+
+
+def test_standings_command(home: Path, clean_env: pytest.MonkeyPatch) -> None:
+    settings_file = home / "roadwork.yaml"
+    settings_file.write_text(f"uid: {OURS}\nleaderboard:\n  source: btcli\n  url: {BTCLI}\n")
+    clean_env.setenv("ROADWORK_SETTINGS", str(settings_file))
+    runner = CliRunner()
+    done = runner.invoke(app, ["standings", "--refresh", "--json"])
+    assert done.exit_code == 0, done.output
+    shown = json.loads(done.stdout)
+    assert (shown["rank"], shown["miners"], shown["emission_alpha"], shown["stale"]) == (3, 5, 8.86, False)
+
+    settings_file.write_text(f"uid: {OURS}\nleaderboard:\n  source: btcli\n  url: {BTCLI_WRAPPED}\n")
+    failed = runner.invoke(app, ["standings", "--refresh"])
+    assert failed.exit_code == 2 and failed.stdout == ""
+    [line] = failed.stderr.strip().splitlines()
+    assert line.startswith("error: btcli: the JSON is broken across")
+    table = runner.invoke(app, ["standings"])
+    assert table.exit_code == 0 and "3 of 5" in table.stdout and "alpha" in table.stdout
+    assert "stale" in table.stderr
+
+
+def test_demo_sample_follows_btcli_and_is_marked_sample(tmp_path: Path, engine: Engine, settings: Settings) -> None:
+    from roadwork.platform.demo import DEMO_UID, write_standings_sample
+
+    path = write_standings_sample(tmp_path / "sample.json")
+    data = json.loads(path.read_text())
+    assert isinstance(data["uids"], list) and "emissions" in data["uids"][0] and "neurons" not in data
+    result = st.poll_standings(engine, _settings(settings, source="btcli", url=str(path)))
+    assert not result.stale and st.is_sample(result.source) and not st.is_sample("btcli")
+    standing = st.derive_standing(result.rows, DEMO_UID)
+    assert standing.found and standing.miners == 60  # 60 miners; the owner and 4 validators do not count

@@ -6,6 +6,7 @@ import streamlit as st
 
 from roadwork.dashboard import ops_charts, services
 from roadwork.dashboard import ops_services as ops
+from roadwork.platform.standings import is_sample
 
 OURS_STYLE = "background-color: rgba(214, 39, 40, 0.18); font-weight: bold"
 COMPETITORS_BY_DEFAULT = 3
@@ -24,6 +25,9 @@ if good is None:
             "(`roadwork jobs run leaderboard`).", icon=":material/info:")
     st.stop()
 
+if is_sample(good.source):
+    st.badge("sample data", icon=":material/science:", color="violet",
+             help="The demo's sample standings, not the network's: set `leaderboard.source` to poll the subnet.")
 st.caption(f"Snapshot #{good.id} from {good.source}, netuid {good.netuid}"
            + (f", block {good.block}" if good.block is not None else "")
            + f", taken {good.taken_at:%Y-%m-%d %H:%M} (local time, {services.local_tz_name()}).")
@@ -49,12 +53,12 @@ table = pd.DataFrame(
             "uid": m.uid,
             "us": m.ours,
             "incentive": m.incentive,
-            "emission": m.emission,
+            "emission (alpha/epoch)": m.emission,
             "trust": m.trust,
             "consensus": m.consensus,
-            "stake": m.stake,
+            "stake (alpha)": m.stake,
             "chain rank": m.chain_rank,
-            "validator": m.validator,
+            "validator or owner": m.validator,
             "active": m.active,
             "hotkey": m.hotkey or "",
         }
@@ -71,11 +75,15 @@ st.dataframe(
                                                help="Among miners by incentive; ties share a place."),
         "us": st.column_config.CheckboxColumn("us"),
         "incentive": st.column_config.NumberColumn(format="%.4f"),
-        "emission": st.column_config.NumberColumn(format="%.4f"),
-        "chain rank": st.column_config.NumberColumn(help="The chain's rank field: a consensus weight, not a place."),
+        "emission (alpha/epoch)": st.column_config.NumberColumn(format="%.4f", help="Alpha (the subnet's token), "
+                                                                "not TAO, per epoch."),
+        "stake (alpha)": st.column_config.NumberColumn(format="%.2f", help="Alpha (the subnet's token), not TAO."),
+        "chain rank": st.column_config.NumberColumn(help="The chain's rank field where a source sends it (btcli and "
+                                                    "Taostats do not; Taostats' own `rank` is a list position): "
+                                                    "a consensus weight, not a place."),
     },
 )
-st.caption("Click a column header to sort. Validators have no place.")
+st.caption("Click a column header to sort. Validators and the subnet owner have no place: only miners are ranked.")
 
 # --- over time ---------------------------------------------------------------------------------------------------
 st.subheader("Over time")

@@ -4,6 +4,7 @@ open alerts, the last failures, a few counts and the last job runs."""
 import streamlit as st
 
 from roadwork.dashboard import insight_charts, insights, services
+from roadwork.platform.standings import is_sample
 
 TIME = "%Y-%m-%d %H:%M"
 DATETIME_COLUMN = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
@@ -70,7 +71,8 @@ if standing.found:
     s1.metric(f"Rank (of {standing.miners} miners)", standing.rank, _delta(standing.rank_delta, "+d"),
               delta_color="inverse", help="Our place among the miners by incentive; a negative change is a gain.")
     s2.metric("Incentive", _fmt(standing.incentive, ".4f"), _delta(standing.incentive_delta, "+.4f"))
-    s3.metric("Emission (TAO)", _fmt(standing.emission, ".4f"), _delta(standing.emission_delta, "+.4f"))
+    s3.metric("Emission (alpha)", _fmt(standing.emission, ".4f"), _delta(standing.emission_delta, "+.4f"),
+              help="Per epoch, in alpha (the subnet's token), not TAO.")
     s4.metric("Trust", _fmt(standing.trust, ".3f"), _delta(standing.trust_delta, "+.3f"))
     if len(standing.trend) > 1:
         st.plotly_chart(
@@ -78,6 +80,9 @@ if standing.found:
                                           [p.rank for p in standing.trend]),
             key="overview_standing_trend",
         )
+if standing.taken_at is not None and is_sample(standing.source):
+    st.badge("sample data", icon=":material/science:", color="violet",
+             help="The demo's sample standings, not the network's: set `leaderboard.source` to poll the subnet.")
 if standing.taken_at is not None:
     st.caption(f"Latest good snapshot from `{standing.source}` at {standing.taken_at:{TIME}} (local time); "
                "changes against the good snapshot before it.")

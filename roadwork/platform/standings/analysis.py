@@ -2,8 +2,10 @@
 
 Our position is derived, not read: the chain's `rank` field is a consensus weight, not a place in a table.
 Rules of `derive_standing`:
-- Miners are the rows without a validator permit (`validator_permit` true marks a validator; unknown counts
-  as a miner). Our own row always counts as a miner, permit or not.
+- Miners are the rows that are neither the subnet owner's (`owner` true) nor a validator's: a validator has
+  a validator permit where the source says (Taostats) or earns dividends (btcli says nothing of permits);
+  validators earn dividends, miners incentive. Unknown counts as a miner. Our own row always counts as a
+  miner, whatever it says.
 - Miners are ranked by incentive, highest first; a missing incentive counts as 0. Ties share a rank
   (competition ranking, "1224"): rank = 1 + the number of miners with strictly higher incentive.
 - percentile = the share of the other miners with strictly lower incentive: 1.0 at the top, 0.0 at the
@@ -19,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from roadwork.settings import Settings
 from roadwork.platform.standings.parsing import MinerRow
+from roadwork.settings import Settings
 
 ALERT_MISSING = "uid_missing"
 ALERT_RANK_DROP = "rank_drop"
@@ -39,7 +41,8 @@ class Standing:
     rank: int | None = None
     percentile: float | None = None
     incentive: float | None = None
-    emission: float | None = None
+    emission: float | None = None  # alpha per epoch
+    stake: float | None = None  # alpha
     trust: float | None = None
     top_incentive: float | None = None
     gap_to_top: float | None = None
@@ -60,7 +63,10 @@ class Alert:
 
 
 def is_miner(row: MinerRow, our_uid: int | None = None) -> bool:
-    return row.uid == our_uid or row.validator_permit is not True
+    """Whether `row` competes as a miner (rules: module doc); `our_uid`'s row always does."""
+    if row.uid == our_uid:
+        return True
+    return row.owner is not True and row.validator_permit is not True and not (row.dividends or 0.0) > 0.0
 
 
 def derive_standing(rows: Sequence[MinerRow], our_uid: int | None) -> Standing:
@@ -82,6 +88,7 @@ def derive_standing(rows: Sequence[MinerRow], our_uid: int | None) -> Standing:
         percentile=below / (len(miners) - 1) if len(miners) > 1 else 1.0,
         incentive=ours.incentive,
         emission=ours.emission,
+        stake=ours.stake,
         trust=ours.trust,
         top_incentive=top,
         gap_to_top=top - mine,

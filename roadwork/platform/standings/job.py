@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from roadwork.settings import load_settings
 from roadwork.db import repo
 from roadwork.db.engine import get_engine, read_session, write_session
-from roadwork.platform.standings.analysis import check_alerts, derive_standing, stale_standing
+from roadwork.platform.standings.analysis import (
+    check_alerts,
+    derive_standing,
+    stale_standing,
+)
 from roadwork.platform.standings.store import latest_snapshot, poll_standings
+from roadwork.settings import load_settings
 
 ACTOR = "leaderboard"
 

@@ -8,11 +8,14 @@ Rules, the same for every source:
 - Booleans may be true/false, 0/1 or "true"/"false"/"yes"/"no".
 - Hotkeys and coldkeys may be strings or `{"ss58": ..., "hex": ...}` objects: the ss58 address is kept.
 - Fields we do not model are kept, as received, in `extra` (JSON-able, stored with the row).
-- `stake` and `emission` are multiplied by the source's `amount_scale` (1e-9 for Taostats, which sends rao;
-  1 for btcli and generic JSON, which are taken as TAO already).
+- Amounts are in alpha, the subnet's own token (every amount on a subnet is, since dynamic TAO), never TAO:
+  `stake` and `emission` are multiplied by the source's `amount_scale` (1e-9 for Taostats, which sends alpha
+  in rao; 1 for btcli, which prints alpha, and for generic JSON, taken as alpha).
+- `owner` marks the subnet owner's hotkey (Taostats' `is_owner_hotkey`; for btcli see `btcli`): it is no miner.
 - `trust`, `consensus`, `incentive` and `dividends` are 0-1 on the chain but may arrive as raw u16 (0-65535):
   when any row of a response has one of these above 1, that field is divided by 65535 for every row.
-  `rank` is stored as received (the chain's rank value, not our position; see `analysis.derive_standing`).
+  `rank` is stored as received (the chain's rank value, not our position; see `analysis.derive_standing`);
+  neither btcli 9.23 nor Taostats sends it (Taostats' `rank` is its own position, kept in `extra`).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ class StandingsError(RuntimeError):
 
 
 RAO_PER_TAO = 1_000_000_000
+RAO_PER_ALPHA = 1_000_000_000  # alpha, like TAO, has 9 decimals: 1 alpha = 1e9 rao
 U16_MAX = 65535
 U16_FIELDS = ("trust", "consensus", "incentive", "dividends")
 FLOAT_FIELDS = ("rank", "incentive", "emission", "trust", "consensus", "dividends", "stake")
 AMOUNT_FIELDS = ("stake", "emission")
-BOOL_FIELDS = ("active", "validator_permit")
+BOOL_FIELDS = ("active", "validator_permit", "owner")
 KEY_FIELDS = ("hotkey", "coldkey")
 MAX_KEY_LEN = 64  # the hotkey/coldkey columns; a longer value (a bare hex key) stays in `extra` only
 
@@ -52,13 +56,15 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "stake": ("stake", "stakes", "total_stake"),
     "active": ("active", "actives", "is_active"),
     "validator_permit": ("validator_permit", "validator_permits"),
+    "owner": ("is_owner_hotkey", "is_owner"),
 }
 MAPPABLE_FIELDS = frozenset(ALIASES) | {"block"}
 
 
 @dataclass(frozen=True)
 class MinerRow:
-    """One UID of the metagraph. Amounts (stake, emission) in TAO; trust..dividends 0-1; None when unknown."""
+    """One UID of the metagraph. Amounts (stake, emission per epoch) in alpha; trust..dividends 0-1; `owner` True
+    for the subnet owner's hotkey; None when unknown."""
 
     uid: int
     hotkey: str | None = None
@@ -72,16 +78,19 @@ class MinerRow:
     stake: float | None = None
     active: bool | None = None
     validator_permit: bool | None = None
+    owner: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Fetched:
-    """What a source returns: the usable rows, the block number if known, how many rows were skipped."""
+    """What a source returns: the usable rows, the block number if known, how many rows were skipped, and
+    whether the rows are sample data (the demo's file) rather than the network's."""
 
     rows: tuple[MinerRow, ...]
     block: int | None = None
     skipped: int = 0
+    sample: bool = False
 
 
 # --- scalar values -------------------------------------------------------------------------------------------
@@ -207,6 +216,7 @@ def parse_row(
         **numbers,
         active=to_bool(values.get("active")),
         validator_permit=to_bool(values.get("validator_permit")),
+        owner=to_bool(values.get("owner")),
         extra=extra,
     )
 

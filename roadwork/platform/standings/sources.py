@@ -1,30 +1,29 @@
 """Where standings come from. Each source has a `name` and `fetch() -> Fetched`, and raises `StandingsError`.
 
 - `TaostatsSource`: the Taostats HTTP API, paginated, rate limited, with an API key in `Authorization`.
-- `BtcliSource`: the JSON that `btcli subnets metagraph --netuid 72 --json-output` prints, from a file or by
-  running the command.
+- `BtcliSource` (module `btcli`): the JSON that `btcli subnets show --netuid 72 --mechid 0 --json-output
+  --no-prompt` prints, from a file or by running the command.
+
+Every amount is in alpha, the subnet's token: Taostats sends alpha in rao, btcli prints alpha.
 - `JsonSource`: any JSON URL with rows, fields mapped by dotted paths.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import shlex
-import subprocess
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import requests
 from pydantic import SecretStr
 
-from roadwork.settings import Settings
+from roadwork.platform.standings.btcli import MIN_TIMEOUT_S as BTCLI_MIN_TIMEOUT_S
+from roadwork.platform.standings.btcli import BtcliSource, default_command
 from roadwork.platform.standings.http import Clock, JsonHttp, RateLimiter, Sleep
 from roadwork.platform.standings.parsing import (
     MAPPABLE_FIELDS,
-    RAO_PER_TAO,
+    RAO_PER_ALPHA,
     Fetched,
     StandingsError,
     block_of,
@@ -33,11 +32,11 @@ from roadwork.platform.standings.parsing import (
     rows_from_dicts,
     to_int,
 )
+from roadwork.settings import Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TAOSTATS_URL = "https://api.taostats.io"
-BTCLI_MIN_TIMEOUT_S = 120.0  # btcli connects to a chain node first; the per-request timeout is far too short
 
 
 class Source(Protocol):
@@ -53,8 +52,13 @@ class TaostatsSource:
     """`GET {base_url}/api/metagraph/latest/v1?netuid=..&limit=256&page=N` with `Authorization: <api key>`.
 
     Pages are followed by the response's `pagination` (`next_page`, else `total_pages`, else `total_items`;
-    with none of them, a full page asks for the next) and stop at an empty page. Stake and emission arrive in
-    rao and are converted to TAO; other amounts in `extra` (`daily_reward`, ...) are kept as received."""
+    with none of them, a full page asks for the next) and stop at an empty page.
+
+    Row fields (COMPETITION.md): `emission` and `total_alpha_stake` arrive in alpha rao and become `emission` and
+    `stake` in alpha; `stake` is always "0" (documented as unused) and is dropped; `rank` is Taostats' own
+    position, kept in `extra` as `taostats_rank`, never as the chain's rank; `is_owner_hotkey` marks the owner.
+    Everything else (`validator_trust`, `alpha_stake`, `daily_reward`, the `_as_tao` fields, ...) is kept in
+    `extra` as received (rao strings stay rao)."""
 
     name = "taostats"
     PATH = "/api/metagraph/latest/v1"
@@ -107,11 +111,21 @@ class TaostatsSource:
             log.warning("taostats: stopped after %d pages; the rest of the metagraph is missing", self.MAX_PAGES)
         if not items:
             raise StandingsError(f"taostats: no rows for netuid {self.netuid}")
-        rows, skipped = rows_from_dicts(items, amount_scale=1 / RAO_PER_TAO, netuid=self.netuid,
+        rows, skipped = rows_from_dicts([_taostats_row(item) for item in items], amount_scale=1 / RAO_PER_ALPHA,
+                                        paths={"stake": "total_alpha_stake"}, netuid=self.netuid,
                                         consumed=("netuid", "block_number"))
         if not rows:
             raise StandingsError(f"taostats: none of the {len(items)} rows has a usable uid")
         return Fetched(tuple(rows), block_of({}, items), skipped)
+
+
+def _taostats_row(item: Any) -> Any:
+    if not isinstance(item, Mapping):
+        return item
+    row = {key: value for key, value in item.items() if key not in ("stake", "rank")}
+    if "rank" in item:
+        row["taostats_rank"] = item["rank"]
+    return row
 
 
 def _taostats_page(body: Any) -> tuple[list[Any], Mapping[str, Any]]:
@@ -140,84 +154,6 @@ def _next_page(pagination: Mapping[str, Any], page: int, seen: int, page_len: in
     return page + 1 if page_len >= page_size else None
 
 
-# --- btcli ---------------------------------------------------------------------------------------------------
-
-
-class BtcliSource:
-    """The metagraph JSON of btcli, read from `path` or printed by `command` (run without a shell).
-
-    Two shapes exist in the wild and both are read: a list of row objects (also under `neurons`, `rows`,
-    `data` or `uids` of a top-level object), and an object of parallel lists keyed by field (`uids`,
-    `hotkeys`, `coldkeys`, `ranks`, `incentives`, `emissions`, `trust`, `consensus`, `dividends`, `stakes`,
-    `active`, `validator_permit`, ...). Amounts are taken as TAO, as btcli prints them. Text that the command
-    prints before the JSON (warnings, progress) is skipped."""
-
-    name = "btcli"
-
-    def __init__(
-        self,
-        path: str | Path | None = None,
-        command: str | Sequence[str] | None = None,
-        *,
-        timeout_s: float = BTCLI_MIN_TIMEOUT_S,
-        netuid: int | None = None,
-    ):
-        if (path is None) == (command is None):
-            raise StandingsError("btcli: give either a JSON file (leaderboard.url) or a command (leaderboard.command)")
-        self.path = Path(path).expanduser() if path is not None else None
-        self.command = shlex.split(command) if isinstance(command, str) else list(command or [])
-        self.timeout_s = timeout_s
-        self.netuid = netuid
-
-    def fetch(self) -> Fetched:
-        data = _lenient_json(self._read(), "btcli")
-        items, meta = find_rows(data, "btcli")
-        found_netuid = to_int(meta.get("netuid"))
-        if self.netuid is not None and found_netuid is not None and found_netuid != self.netuid:
-            raise StandingsError(f"btcli: the JSON is for netuid {found_netuid}, expected {self.netuid}")
-        if not items:
-            raise StandingsError("btcli: the JSON has no rows")
-        rows, skipped = rows_from_dicts(items, netuid=self.netuid, consumed=("netuid",))
-        if not rows:
-            raise StandingsError(f"btcli: none of the {len(items)} rows has a usable uid")
-        return Fetched(tuple(rows), block_of(meta, items), skipped)
-
-    def _read(self) -> str:
-        if self.path is not None:
-            try:
-                return self.path.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise StandingsError(f"btcli: cannot read {self.path}: {exc}") from None
-        program = self.command[0] if self.command else "(empty command)"
-        try:
-            done = subprocess.run(self.command, capture_output=True, text=True, timeout=self.timeout_s, check=False)
-        except FileNotFoundError:
-            raise StandingsError(f"btcli: command not found: {program}") from None
-        except subprocess.TimeoutExpired:
-            raise StandingsError(f"btcli: {program} timed out after {self.timeout_s:g} s") from None
-        except (OSError, IndexError) as exc:
-            raise StandingsError(f"btcli: cannot run {program}: {exc}") from None
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout or "").strip()[-300:]
-            raise StandingsError(f"btcli: {program} exited with status {done.returncode}: {tail}")
-        return done.stdout
-
-
-def _lenient_json(text: str, label: str) -> Any:
-    """JSON from `text`, skipping any lines printed before the document starts."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as first:
-        decoder = json.JSONDecoder()
-        starts = [i for i, ch in enumerate(text) if ch in "[{"][:50]
-        for start in starts:
-            try:
-                return decoder.raw_decode(text, start)[0]
-            except json.JSONDecodeError:
-                continue
-        raise StandingsError(f"{label}: output is not JSON ({first.msg} at line {first.lineno})") from None
-
-
 # --- any JSON URL --------------------------------------------------------------------------------------------
 
 
@@ -226,7 +162,7 @@ class JsonSource:
 
     `field_map` maps our field names (uid, hotkey, coldkey, rank, incentive, emission, trust, consensus,
     dividends, stake, active, validator_permit, block) to dotted paths in each row (`"scores.incentive"`,
-    `"keys.0"`); unmapped fields are looked up by their usual names. Values are taken as they come (TAO)."""
+    `"keys.0"`); unmapped fields are looked up by their usual names. Values are taken as they come; amounts as alpha."""
 
     name = "json"
 
@@ -286,8 +222,7 @@ def source_from_settings(settings: Settings, *, sleep: Sleep = time.sleep, clock
             return BtcliSource(command=lb.command, timeout_s=timeout_s, netuid=lb.netuid)
         if lb.url:
             return BtcliSource(path=lb.url, timeout_s=timeout_s, netuid=lb.netuid)
-        raise StandingsError("btcli: set leaderboard.command (e.g. btcli subnets metagraph --netuid 72 "
-                             "--json-output) or leaderboard.url (a JSON file)")
+        return BtcliSource(command=default_command(lb.netuid), timeout_s=timeout_s, netuid=lb.netuid)
     if lb.source == "json":
         if not lb.url:
             raise StandingsError("json: set leaderboard.url")

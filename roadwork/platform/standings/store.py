@@ -3,6 +3,11 @@
 A poll fetches outside any transaction, then writes the snapshot and its rows in one short write
 transaction. A failed poll writes a snapshot marked `stale` with the reason in `error` and no rows; readers
 that want numbers ask for the latest good snapshot (`good_only=True`), so bad input never replaces good data.
+
+Units: the `stake` and `emission` columns hold alpha (the subnet's token), not TAO; the names never said TAO,
+so no migration was needed, only the meaning fixed. `MinerRow.owner` is stored in the row's `extra` under
+`OWNER_KEY` (Taostats' own name for it), so that no column is added. A snapshot of the demo's sample data is
+stored with the source name ending in `SAMPLE_SUFFIX`.
 """
 
 from __future__ import annotations
@@ -16,17 +21,19 @@ from sqlalchemy import Engine, Select, select
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
-from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db.engine import write_session
 from roadwork.platform.standings.analysis import derive_standing
 from roadwork.platform.standings.http import redact
-from roadwork.platform.standings.parsing import MinerRow, StandingsError
+from roadwork.platform.standings.parsing import MinerRow, StandingsError, to_bool
 from roadwork.platform.standings.sources import Source, source_from_settings
+from roadwork.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 1000
+OWNER_KEY = "is_owner_hotkey"
+SAMPLE_SUFFIX = " (sample)"
 ROW_FIELDS = ("uid", "hotkey", "coldkey", "rank", "incentive", "emission", "trust", "consensus", "dividends",
               "stake", "active", "validator_permit")
 
@@ -73,7 +80,7 @@ class TrendPoint:
     taken_at: dt.datetime
     block: int | None
     incentive: float | None
-    emission: float | None
+    emission: float | None  # alpha per epoch
     rank: int | None
     miners: int
 
@@ -105,10 +112,11 @@ def poll_standings(
             snapshot_id = snapshot.id
         return PollResult(snapshot_id, name, True, reason, taken_at)
 
+    name += SAMPLE_SUFFIX if fetched.sample else ""
     with write_session(engine) as session:
         snapshot = m.LeaderboardSnapshot(
             source=name, netuid=netuid, block=fetched.block, stale=False, error=None, taken_at=taken_at,
-            rows=[m.LeaderboardRow(**{f: getattr(row, f) for f in ROW_FIELDS}, extra=row.extra or None)
+            rows=[m.LeaderboardRow(**{f: getattr(row, f) for f in ROW_FIELDS}, extra=_extra(row) or None)
                   for row in fetched.rows],
         )
         session.add(snapshot)
@@ -122,8 +130,19 @@ def poll_standings(
 # --- readers -------------------------------------------------------------------------------------------------
 
 
+def is_sample(source: str) -> bool:
+    """Whether a snapshot's source name says it holds sample data (the demo's), not the network's."""
+    return source.endswith(SAMPLE_SUFFIX)
+
+
+def _extra(row: MinerRow) -> dict:
+    return row.extra if row.owner is None else {**row.extra, OWNER_KEY: row.owner}
+
+
 def _row(row: m.LeaderboardRow) -> MinerRow:
-    return MinerRow(**{f: getattr(row, f) for f in ROW_FIELDS}, extra=dict(row.extra or {}))
+    extra = dict(row.extra or {})
+    owner = to_bool(extra.pop(OWNER_KEY, None))
+    return MinerRow(**{f: getattr(row, f) for f in ROW_FIELDS}, owner=owner, extra=extra)
 
 
 def _rows_of(session: Session, snapshot_ids: list[int]) -> dict[int, list[MinerRow]]:
