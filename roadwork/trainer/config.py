@@ -8,7 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from roadwork.trainer.model.backbones import KINDS
+from roadwork.trainer.model.backbones import DEFAULT_KIND, KINDS
 
 # The allowed `model.kind` values are the registry's keys (a Literal built at runtime, so that the JSON schema and
 # the validation error list them exactly as a hand-written Literal would).
@@ -84,7 +84,7 @@ class ModelConfig(_Section):
         " empty: a randomly initialised one built from the sizes below.",
     )
     kind: BackboneKind = Field(
-        "dinov3", description="Architecture of the random-init backbone (an id names its own)."
+        DEFAULT_KIND, description="Architecture of the random-init backbone (an id names its own)."
     )
     hidden_size: int = Field(64, ge=8, description="Width of the random-init backbone.")
     num_layers: int = Field(2, ge=1, description="Transformer blocks of the random-init backbone.")

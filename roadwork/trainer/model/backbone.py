@@ -26,7 +26,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 from roadwork.trainer.model.backbone_net import BackboneNet, BackboneOutput  # noqa: F401 (BackboneOutput: re-exported)
-from roadwork.trainer.model.backbones import BACKBONES, TinySizes, spec_for_config, spec_for_kind
+from roadwork.trainer.model.backbones import BACKBONES, DEFAULT_KIND, TinySizes, spec_for_config, spec_for_kind
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ DEFAULT_TARGET_MODULES: dict[str, tuple[str, ...]] = {kind: spec.dora_targets fo
 @dataclass(frozen=True)
 class BackboneConfig:
     name_or_path: str | None = None  # HF id, e.g. facebook/dinov3-vith16plus-pretrain-lvd1689m; None: random tiny
-    kind: str = "dinov3"  # a key of backbones.BACKBONES: the random-init spec (an HF id names its own)
+    kind: str = DEFAULT_KIND  # a key of backbones.BACKBONES: the random-init spec (an HF id names its own)
     hidden_size: int = 64  # ViT width / width of the last ConvNeXt stage
     num_layers: int = 2  # ViT depth / number of ConvNeXt stages (one block each, widths doubling)
     num_heads: int = 2  # ViT attention heads

@@ -122,6 +122,7 @@ BACKBONES: dict[str, BackboneSpec] = {
     )
 }
 KINDS: tuple[str, ...] = tuple(BACKBONES)
+DEFAULT_KIND = "dinov3"  # the backbone of the recipe; DINOv2 and ConvNeXt V2 bring diversity to ensembles
 
 
 def spec_for_kind(kind: str) -> BackboneSpec:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,15 +41,15 @@ from roadwork.trainer.model.checkpoint import (
     read_meta,
     vocab_sizes,
 )
-from roadwork.trainer.config import ModelConfig, TrainConfig
+from roadwork.trainer.config import TrainConfig
 from roadwork.trainer.data.records import ReadReport, read_records, split_records
 from roadwork.trainer.eval.metrics import binary_metrics
+from roadwork.trainer.model.backbones import KINDS
 from roadwork.trainer.model.classifier import build_model
 from roadwork.trainer.loop.train import predict_probs, to_tensors, train
 
 KIND = "ensemble"
 COMBINES = ("mean", "learned")
-BACKBONE_KINDS: tuple[str, ...] = get_args(ModelConfig.model_fields["kind"].annotation)
 L2 = 1e-3  # ridge on the learned weights: keeps them finite when the validation split is separable
 
 
@@ -59,7 +59,7 @@ L2 = 1e-3  # ridge on the learned weights: keeps them finite when the validation
 def parse_members(spec: str) -> list[dict[str, Any]]:
     """`"dinov3:0,convnextv2:1"` -> [{"model.kind": "dinov3", "optim.seed": 0}, ...], one override dict per member.
 
-    An item is `kind:seed`; kind is a random-init backbone kind (dinov3, dinov2, convnextv2) or a Hugging Face id
+    An item is `kind:seed`; kind is a random-init backbone kind (a key of `backbones.BACKBONES`) or a Hugging Face id
     (`facebook/dinov3-vits16-pretrain-lvd1689m:0`, which sets `model.backbone`). Raises ValueError naming the item."""
     members: list[dict[str, Any]] = []
     seen: set[tuple[str, int]] = set()
@@ -72,12 +72,12 @@ def parse_members(spec: str) -> list[dict[str, Any]]:
             seed = int(seed_text)
         except ValueError:
             raise ValueError(f"member {item!r}: seed {seed_text!r} is not an integer") from None
-        if kind in BACKBONE_KINDS:
+        if kind in KINDS:
             members.append({"model.kind": kind, "optim.seed": seed})
         elif "/" in kind:
             members.append({"model.backbone": kind, "optim.seed": seed})
         else:
-            raise ValueError(f"member {item!r}: unknown kind {kind!r}; known: {', '.join(BACKBONE_KINDS)} "
+            raise ValueError(f"member {item!r}: unknown kind {kind!r}; known: {', '.join(KINDS)} "
                              "or a Hugging Face model id")
         if (kind, seed) in seen:
             raise ValueError(f"member {item!r} is listed twice")
