@@ -18,7 +18,13 @@ from roadwork.trainer.config import ConfigError, TrainConfig
 from roadwork.trainer.eval.predict import Predictor
 from roadwork.trainer.export.repo import export_model
 from roadwork.trainer.model.backbone import BackboneConfig, build_backbone
-from roadwork.trainer.model.backbones import BACKBONES, KINDS, TinySizes, spec_for_config, spec_for_kind
+from roadwork.trainer.model.backbones import (
+    BACKBONES,
+    KINDS,
+    TinySizes,
+    spec_for_config,
+    spec_for_kind,
+)
 from roadwork.trainer.model.checkpoint import save_checkpoint
 from roadwork.trainer.model.classifier import build_model
 from roadwork.trainer.model.ensemble import parse_members
@@ -49,7 +55,7 @@ def test_config_and_ensemble_accept_exactly_the_registered_kinds() -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_runs_and_takes_dora_on_its_declared_targets(kind) -> None:  # noqa: ANN001
+def test_every_kind_runs_and_takes_dora_on_its_declared_targets(kind) -> None:
     spec = spec_for_kind(kind)
     torch.manual_seed(0)
     cfg = BackboneConfig(kind=kind, hidden_size=32, num_layers=2, num_heads=2, mode="dora", r=2, alpha=4)
@@ -65,7 +71,7 @@ def test_every_kind_runs_and_takes_dora_on_its_declared_targets(kind) -> None:  
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_survives_export_and_reload(kind, tmp_path) -> None:  # noqa: ANN001
+def test_every_kind_survives_export_and_reload(kind, tmp_path) -> None:
     config = TrainConfig().with_overrides({"model.kind": kind})
     torch.manual_seed(0)
     model = build_model(config.model, config.data.image_size)

@@ -26,7 +26,13 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 from roadwork.trainer.model.backbone_net import BackboneNet, BackboneOutput  # noqa: F401 (BackboneOutput: re-exported)
-from roadwork.trainer.model.backbones import BACKBONES, DEFAULT_KIND, TinySizes, spec_for_config, spec_for_kind
+from roadwork.trainer.model.backbones import (
+    BACKBONES,
+    DEFAULT_KIND,
+    TinySizes,
+    spec_for_config,
+    spec_for_kind,
+)
 
 log = logging.getLogger(__name__)
 
