@@ -48,8 +48,4 @@ class BackboneNet(nn.Module):
 
     def forward(self, pixel_values: torch.Tensor) -> BackboneOutput:
         out = self.model(pixel_values=pixel_values)
-        if self.spec.pooling == "pooler":
-            fmap = out.last_hidden_state  # (B, D, h, w)
-            return BackboneOutput(out.pooler_output, fmap.flatten(2).transpose(1, 2))  # (B, D), (B, h*w, D)
-        hidden = out.last_hidden_state  # (B, 1 + R + N, D)
-        return BackboneOutput(hidden[:, 0], hidden[:, self.num_prefix_tokens :])  # (B, D), (B, N, D)
+        return BackboneOutput(*self.spec.features(out, self.num_prefix_tokens))  # (B, D), (B, N, D)

@@ -64,6 +64,14 @@ class BackboneSpec:
         """The width D of the pooled vector and of the patch tokens."""
         return config.hidden_sizes[-1] if self.pooling == "pooler" else config.hidden_size
 
+    def features(self, out: Any, prefix_tokens: int) -> tuple[Any, Any]:
+        """A Hugging Face model output -> (pooled (B, D), patch tokens (B, N, D)), as `pooling` says."""
+        if self.pooling == "pooler":
+            fmap = out.last_hidden_state  # (B, D, h, w)
+            return out.pooler_output, fmap.flatten(2).transpose(1, 2)  # (B, D), (B, h*w, D)
+        hidden = out.last_hidden_state  # (B, 1 + R + N, D)
+        return hidden[:, 0], hidden[:, prefix_tokens:]  # (B, D), (B, N, D)
+
     def prefix_tokens(self, config: Any) -> int:
         """Tokens before the patch tokens in `last_hidden_state`: CLS + registers (ViT), none (feature map)."""
         return 1 + getattr(config, "num_register_tokens", 0) if self.pooling == "cls" else 0
