@@ -8,6 +8,9 @@ adapted with DoRA (peft), including the two-stage recipe: domain adaptation, the
     stages.train_domain(batches, steps=500)                         #   self-supervised, `domain_objective`
     task_model = stages.begin_task()                                # stage 2: merged stage 1 + fresh adapter
     export = merge_adapters(task_model)                             # a plain Backbone for export
+
+What differs between kinds (config class, attention, pooling, DoRA targets) is declared once, in
+`backbones.BACKBONES`; the inference half (`backbone_net.BackboneNet`) is shared with exported models.
 """
 
 from __future__ import annotations
