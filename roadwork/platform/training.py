@@ -22,7 +22,7 @@ from roadwork.platform.registry.service import register_version
 from roadwork.trainer.config import TrainConfig
 from roadwork.trainer.data.readers import canonical_source
 from roadwork.trainer.loop.distributed import rank_from_env
-from roadwork.trainer.model.ensemble import EnsembleResult, train_ensemble
+from roadwork.trainer.loop.ensemble import EnsembleResult, train_ensemble
 from roadwork.trainer.loop.train import TrainResult, train
 
 CALIBRATION_REPLAY = 400  # challenges in the replay the calibration is fitted on

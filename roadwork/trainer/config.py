@@ -8,6 +8,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from roadwork.trainer.model.backbones import DEFAULT_KIND, KINDS
+
+# The allowed `model.kind` values are the registry's keys (a Literal built at runtime, so that the JSON schema and
+# the validation error list them exactly as a hand-written Literal would).
+BackboneKind = Literal[KINDS]  # type: ignore[valid-type]
+
 
 class ConfigError(ValueError):
     """A training config is wrong; the message names the key."""
@@ -77,8 +83,8 @@ class ModelConfig(_Section):
         description="Hugging Face model id of a pretrained backbone (e.g. facebook/dinov3-vits16-pretrain-lvd1689m);"
         " empty: a randomly initialised one built from the sizes below.",
     )
-    kind: Literal["dinov3", "dinov2", "convnextv2"] = Field(
-        "dinov3", description="Architecture of the random-init backbone (an id names its own)."
+    kind: BackboneKind = Field(
+        DEFAULT_KIND, description="Architecture of the random-init backbone (an id names its own)."
     )
     hidden_size: int = Field(64, ge=8, description="Width of the random-init backbone.")
     num_layers: int = Field(2, ge=1, description="Transformer blocks of the random-init backbone.")

@@ -10,6 +10,7 @@ import torch
 from peft import PeftModel
 from peft.tuners.lora import LoraLayer
 
+from roadwork.trainer.model.backbones import KINDS, spec_for_kind
 from roadwork.trainer.model.backbone import (
     DEFAULT_TARGET_MODULES,
     Backbone,
@@ -23,19 +24,17 @@ from roadwork.trainer.model.backbone import (
     trainable_parameters,
 )
 
-KINDS = ("dinov3", "dinov2", "convnextv2")
 ADAPTER_KEYS = ("lora_A", "lora_B", "lora_magnitude_vector")
 PX = 64
 
 
 def tiny(kind: str, **overrides) -> BackboneConfig:
-    registers = 2 if kind == "dinov3" else 0
     fields = {
         "kind": kind,
         "hidden_size": 32,
         "num_layers": 2,
         "num_heads": 2,
-        "num_register_tokens": registers,
+        "num_register_tokens": 2,  # where the kind has register tokens (DINOv3); the others ignore it
     }
     fields |= {
         "r": 4,
@@ -54,8 +53,8 @@ def is_adapter(name: str) -> bool:
 
 
 def expected_tokens(kind: str) -> int:
-    # ViT: (64 / 16)^2 patches; ConvNeXt: 4 px stem then /2 for the second stage -> 8 x 8.
-    return (PX // 16) ** 2 if kind != "convnextv2" else (PX // 8) ** 2
+    # ViT (CLS pooling): (64 / 16)^2 patches; ConvNeXt (feature map): 4 px stem then /2 for the second stage -> 8 x 8.
+    return (PX // 16) ** 2 if spec_for_kind(kind).pooling == "cls" else (PX // 8) ** 2
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from roadwork.trainer.data import images as images_mod
 from roadwork.trainer.data import records as data_mod
 from roadwork.trainer.data.records import (
     BadImageError,
@@ -252,7 +253,7 @@ def test_unconvertible_image_is_unsupported_mode(monkeypatch: pytest.MonkeyPatch
     def refuse(img: Image.Image) -> Image.Image:
         raise ValueError(f"conversion from {img.mode} not supported")
 
-    monkeypatch.setattr(data_mod, "_to_rgb", refuse)
+    monkeypatch.setattr(images_mod, "to_rgb", refuse)
     with pytest.raises(BadImageError) as e:
         decode_image(_jpeg())
     assert e.value.reason == "unsupported_mode"

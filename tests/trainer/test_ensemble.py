@@ -22,8 +22,8 @@ from roadwork.trainer.model.ensemble import (
     log_loss,
     parse_members,
     save_ensemble,
-    train_ensemble,
 )
+from roadwork.trainer.loop.ensemble import train_ensemble
 from roadwork.trainer.model.classifier import build_model
 from roadwork.trainer.eval.predict import Predictor, to_pixels
 

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from roadwork.trainer.data import crops as views_mod
+from roadwork.trainer.data.images import center_square
 from roadwork.trainer.data.records import BadImageError
 from roadwork.trainer.data.crops import (
     N_VIEWS,
@@ -62,7 +63,7 @@ def test_view_names_order() -> None:
 
 @pytest.mark.parametrize("length", [1, 2, 3, 5, 7, 100, 224, 225, 1500, 2000, 3024, 4032])
 def test_tiles_cover_edge_to_edge_with_quarter_overlap(length: int) -> None:
-    tiles = views_mod._axis_tiles(length)
+    tiles = views_mod.axis_tiles(length)
     (a0, a1), (b0, b1), (c0, c1) = tiles
     side = a1 - a0
     assert b1 - b0 == c1 - c0 == side
@@ -94,9 +95,7 @@ def test_global_view_equals_direct_resize() -> None:
     direct = np.asarray(img.resize((S, S), Image.Resampling.BILINEAR))
     assert torch.equal(v.pixels[0], torch.from_numpy(direct.copy()).permute(2, 0, 1).float() / 255)
     # and the centre view is level-0 preprocessing's centre square
-    from roadwork.trainer.data.records import _center_square
-
-    centre = np.asarray(_center_square(img, S))
+    centre = np.asarray(center_square(img, S))
     assert torch.equal(v.pixels[VIEW_NAMES.index("centre")], torch.from_numpy(centre.copy()).permute(2, 0, 1).float() / 255)
 
 

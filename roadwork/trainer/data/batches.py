@@ -15,8 +15,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from roadwork.trainer.config import TrainConfig
+from roadwork.trainer.data.images import center_square
 from roadwork.trainer.data.records import ImageDataset, Record, ReadReport, read_records, split_records
 from roadwork.trainer.model.layers.metadata_encoder import TEXT_DIM
 from roadwork.trainer.data.metadata import MetadataVocab, build_vocab, parse_record
@@ -53,10 +55,6 @@ class Split:
 def load_masks(folder: Path | str, records: Sequence[Record], size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Masks of `records` from a pseudo-label folder (`index.json` maps record ids to mask PNGs), cropped and
     resized like the images (centre square, then `size`): (N, 1, S, S) uint8 0/1 and (N,) bool (has a mask)."""
-    from PIL import Image  # noqa: PLC0415
-
-    from roadwork.trainer.data.records import _center_square  # noqa: PLC0415
-
     folder = Path(folder)
     index_path = folder / "index.json"
     if not index_path.exists():
@@ -70,7 +68,7 @@ def load_masks(folder: Path | str, records: Sequence[Record], size: int) -> tupl
         if path is None or not path.exists():
             continue
         with Image.open(path) as img:
-            square = _center_square(img.convert("L"), size)
+            square = center_square(img.convert("L"), size)
         masks[i, 0] = torch.from_numpy((np.asarray(square) >= 128).astype(np.uint8))
         valid[i] = True
     return masks, valid

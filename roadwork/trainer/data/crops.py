@@ -43,14 +43,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from roadwork.trainer.data.records import BadImageError, _to_rgb, decode_image
+from roadwork.trainer.data.images import BadImageError, decode_image, to_rgb
 from roadwork.trainer.model.view_geometry import (  # noqa: F401  (re-exported: the geometry lives there)
     GRID,
     N_VIEWS,
     OVERLAP,
     VIEW_NAMES,
     Box,
-    _axis_tiles,
+    axis_tiles,
     view_boxes,
 )
 
@@ -104,7 +104,7 @@ def _views(img: Image.Image, size: int, original: tuple[int, int], reduction: in
     """Views of ``img``, which holds an ``original``-sized image decoded at 1 / ``reduction``."""
     if size < 1:
         raise ValueError(f"size must be positive, got {size}")
-    img = _to_rgb(img)
+    img = to_rgb(img)
     w, h = img.size
     boxes = view_boxes(*original)
     # libjpeg maps the original onto exactly W / r x H / r decoded pixels (the last one may be partial)
@@ -140,7 +140,7 @@ def _decode_reduced(data: bytes, size: int) -> tuple[Image.Image, tuple[int, int
                 drafted = img.draft("RGB", (original[0] // r, original[1] // r))
                 if drafted is not None:
                     img.load()
-                    return _to_rgb(img), original, round(original[0] / drafted[1][2])
+                    return to_rgb(img), original, round(original[0] / drafted[1][2])
     except Exception as e:  # noqa: BLE001 - anything odd: let the full decoder classify the failure
         log.debug("reduced decode failed (%s: %s); decoding in full", type(e).__name__, e)
     img = decode_image(data)

@@ -3,7 +3,7 @@
 :func:`roadwork.trainer.data.records.read_records` is the entry point; it asks
 :func:`resolve_source` what ``source`` is and hands it to one of
 
-- :func:`roadwork.trainer.data.records.read_parquet` (parquet files),
+- :func:`roadwork.trainer.data.rows.read_parquet` (parquet files),
 - :func:`read_image_folder` (a folder with a Hugging Face style ``metadata.jsonl``),
 - :func:`read_dataset` (anything ``datasets.load_dataset`` loads: a Hub id or
   a local dataset repository).
@@ -22,7 +22,7 @@ Accepted source syntaxes (``Path`` or ``str``):
 
 The split defaults to ``train`` and takes ``datasets`` slice syntax
 (``train[:10%]``).  All readers share the row -> ``Record`` code of
-:mod:`roadwork.trainer.data.records`, so the validation and skip reasons are the same.
+:mod:`roadwork.trainer.data.rows`, so the validation and skip reasons are the same.
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from roadwork.trainer.data.records import (
+from roadwork.trainer.data.images import RowSkipped
+from roadwork.trainer.data.rows import (
     BATCH_SIZE,
     ReadReport,
     Record,
     RowCollector,
-    RowSkipped,
     canonical_row,
     check_columns,
     table_rows,

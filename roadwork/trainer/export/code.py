@@ -2,8 +2,8 @@
 
 transformers' remote-code loader imports `modeling_roadwork.py` as a module of a flat package and follows its
 relative imports (`from .x import y` -> `x.py` beside it; no subfolders). So every roadwork module the model
-needs, starting from `roadwork.trainer.model.multiview`, is copied as one flat file with its imports of other roadwork
-modules made relative:
+needs, starting from `roadwork.trainer.model.multiview` and `roadwork.trainer.model.backbone_net` (the backbone
+of the exported networks), is copied as one flat file with its imports of other roadwork modules made relative:
 
     roadwork/trainer/model/multiview.py          -> roadwork_multiview.py
     roadwork/trainer/model/layers/__init__.py    -> roadwork_layers.py
@@ -24,7 +24,7 @@ from pathlib import Path
 from transformers.dynamic_module_utils import get_imports
 
 PACKAGE = "roadwork.trainer.model"
-ENTRY = "roadwork.trainer.model.multiview"
+ENTRIES = ("roadwork.trainer.model.multiview", "roadwork.trainer.model.backbone_net")
 PACKAGE_DIR = Path(__file__).parents[1] / "model"
 PREFIX = "roadwork_"
 # What a miner running the exported model has: the standard library plus these (top-level import names).
@@ -103,9 +103,9 @@ def rewrite(module: str) -> tuple[str, list[str]]:
 
 
 def write_model_code(out_dir: Path) -> list[str]:
-    """Write the portable copies of ENTRY and every roadwork module it needs into `out_dir`; their file names."""
+    """Write the portable copies of ENTRIES and every roadwork module they need into `out_dir`; their file names."""
     written: list[str] = []
-    queue, seen = [ENTRY], {ENTRY}
+    queue, seen = list(ENTRIES), set(ENTRIES)
     while queue:
         module = queue.pop(0)
         text, needed = rewrite(module)

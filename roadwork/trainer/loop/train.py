@@ -29,7 +29,8 @@ from roadwork.trainer.data.augment import AugmentConfig, Augmenter
 from roadwork.trainer.data.batches import PreparedData, Split, data_fingerprint, decode_images, prepare_data
 from roadwork.trainer.model.checkpoint import save_checkpoint
 from roadwork.trainer.config import TrainConfig
-from roadwork.trainer.data.records import ReadReport, Record
+from roadwork.trainer.data.images import BadImageError, center_square, decode_image
+from roadwork.trainer.data.records import ReadReport, Record, read_records
 from roadwork.trainer.loop.losses import LossWeights, total_loss
 from roadwork.trainer.eval.metrics import binary_metrics
 from roadwork.trainer.model.classifier import build_model
@@ -193,8 +194,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 def unlabelled_images(source: str | Path, size: int) -> torch.Tensor:
     """Images (N, 3, S, S) uint8 of a stage-1 pool: a plain folder of image files (no labels needed; files
     that do not decode are skipped), or any dataset `read_records` reads (its rows' images)."""
-    from roadwork.trainer.data.records import BadImageError, _center_square, decode_image, read_records  # noqa: PLC0415
-
     folder = Path(source)
     is_plain = folder.is_dir() and not any(folder.rglob("*.parquet")) and not (folder / "metadata.jsonl").exists()
     if not is_plain:
@@ -203,7 +202,7 @@ def unlabelled_images(source: str | Path, size: int) -> torch.Tensor:
     arrays = []
     for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         try:
-            arrays.append(np.asarray(_center_square(decode_image(path.read_bytes()), size), dtype=np.uint8))
+            arrays.append(np.asarray(center_square(decode_image(path.read_bytes()), size), dtype=np.uint8))
         except BadImageError:
             continue
     if not arrays:

@@ -8,6 +8,9 @@ adapted with DoRA (peft), including the two-stage recipe: domain adaptation, the
     stages.train_domain(batches, steps=500)                         #   self-supervised, `domain_objective`
     task_model = stages.begin_task()                                # stage 2: merged stage 1 + fresh adapter
     export = merge_adapters(task_model)                             # a plain Backbone for export
+
+What differs between kinds (config class, attention, pooling, DoRA targets) is declared once, in
+`backbones.BACKBONES`; the inference half (`backbone_net.BackboneNet`) is shared with exported models.
 """
 
 from __future__ import annotations
@@ -17,103 +20,48 @@ import importlib.util
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoModel,
-    ConvNextV2Config,
-    Dinov2Config,
-    DINOv3ViTConfig,
-    PretrainedConfig,
+from transformers import AutoConfig, AutoModel, PretrainedConfig
+
+from roadwork.trainer.model.backbone_net import BackboneNet, BackboneOutput  # noqa: F401 (BackboneOutput: re-exported)
+from roadwork.trainer.model.backbones import (
+    BACKBONES,
+    DEFAULT_KIND,
+    TinySizes,
+    spec_for_config,
+    spec_for_kind,
 )
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["dinov3", "dinov2", "convnextv2"]
 Mode = Literal["frozen", "full", "dora"]
 
-# Hugging Face `model_type` -> our kind, so a checkpoint id resolves its own DoRA targets.
-MODEL_TYPE_KIND: dict[str, Kind] = {
-    "dinov3_vit": "dinov3",
-    "dinov2": "dinov2",
-    "convnextv2": "convnextv2",
-}
-
-# The Linear layers DoRA adapts, per kind (peft matches these as module-name suffixes; names a given config
-# lacks, e.g. `gate_proj` without a gated MLP, are simply not matched).
-#   DINOv3: attention q/k/v/o projections, MLP up/down (+ gate_proj in the gated-MLP ViT-H+/7B variants).
-#   DINOv2: attention q/k/v/o projections, MLP fc1/fc2 (or gate/up/down with `use_swiglu_ffn`).
-#   ConvNeXt V2: the pointwise convolutions, which are Linear layers over channels-last tensors; the 7x7
-#   depthwise convolutions hold few parameters and stay frozen.
-DEFAULT_TARGET_MODULES: dict[Kind, tuple[str, ...]] = {
-    "dinov3": (
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ),
-    "dinov2": (
-        "q_proj",
-        "k_proj",
-        "v_proj",
-        "o_proj",
-        "fc1",
-        "fc2",
-        "gate_proj",
-        "up_proj",
-        "down_proj",
-    ),
-    "convnextv2": ("pwconv1", "pwconv2"),
-}
-
-# Model types with attention layers; ConvNeXt V2 rejects any `attn_implementation` argument.
-_ATTENTION_KINDS = {"dinov3", "dinov2"}
+# The Linear layers DoRA adapts, per kind (the registry's `dora_targets`; kept as a mapping for callers).
+DEFAULT_TARGET_MODULES: dict[str, tuple[str, ...]] = {kind: spec.dora_targets for kind, spec in BACKBONES.items()}
 
 
 @dataclass(frozen=True)
 class BackboneConfig:
-    name_or_path: str | None = (
-        None  # HF id, e.g. facebook/dinov3-vith16plus-pretrain-lvd1689m; None: random tiny
-    )
-    kind: Kind = "dinov3"  # architecture of the random-init spec (ignored for an HF id: read from its config)
+    name_or_path: str | None = None  # HF id, e.g. facebook/dinov3-vith16plus-pretrain-lvd1689m; None: random tiny
+    kind: str = DEFAULT_KIND  # a key of backbones.BACKBONES: the random-init spec (an HF id names its own)
     hidden_size: int = 64  # ViT width / width of the last ConvNeXt stage
-    num_layers: int = (
-        2  # ViT depth / number of ConvNeXt stages (one block each, widths doubling)
-    )
+    num_layers: int = 2  # ViT depth / number of ConvNeXt stages (one block each, widths doubling)
     num_heads: int = 2  # ViT attention heads
     patch_size: int = 16  # ViT patch size (ConvNeXt: 4 px stem, /2 per further stage)
-    image_size: int = (
-        224  # ViT position-embedding size of the random spec (DINOv3's RoPE ignores it)
-    )
+    image_size: int = 224  # ViT position-embedding size of the random spec (DINOv3's RoPE ignores it)
     num_register_tokens: int = 0  # DINOv3 register tokens of the random spec
     mode: Mode = "frozen"  # frozen: no grads; full: every parameter; dora: only adapter parameters
     r: int = 16  # DoRA rank
     alpha: int = 32  # DoRA scaling numerator (scale = alpha / r)
     dropout: float = 0.05  # dropout on the adapter input
-    target_modules: tuple[str, ...] | None = None  # None: DEFAULT_TARGET_MODULES[kind]
-    attn_implementation: str = (
-        "sdpa"  # "flash_attention_2" only with flash_attn installed and CUDA present
-    )
-    gradient_checkpointing: bool = (
-        False  # recompute activations in backward to save memory
-    )
-
-
-class BackboneOutput(NamedTuple):
-    pooled: (
-        torch.Tensor
-    )  # (B, D): the CLS token (ViT) or the normalised global average (ConvNeXt)
-    tokens: (
-        torch.Tensor | None
-    )  # (B, N, D): patch tokens without CLS/registers, or the flattened last map
+    target_modules: tuple[str, ...] | None = None  # None: the kind's `dora_targets`
+    attn_implementation: str = "sdpa"  # "flash_attention_2" only with flash_attn installed and CUDA present
+    gradient_checkpointing: bool = False  # recompute activations in backward to save memory
 
 
 def resolve_attn_implementation(requested: str) -> str:
@@ -122,128 +70,53 @@ def resolve_attn_implementation(requested: str) -> str:
         return requested
     if importlib.util.find_spec("flash_attn") is not None and torch.cuda.is_available():
         return requested
-    log.warning(
-        "flash_attention_2 needs the flash_attn package and CUDA; falling back to sdpa"
-    )
+    log.warning("flash_attention_2 needs the flash_attn package and CUDA; falling back to sdpa")
     return "sdpa"
 
 
 def tiny_config(cfg: BackboneConfig) -> PretrainedConfig:
     """The Hugging Face config of the random-init spec."""
-    if cfg.kind == "dinov3":
-        return DINOv3ViTConfig(
-            hidden_size=cfg.hidden_size,
-            num_hidden_layers=cfg.num_layers,
-            num_attention_heads=cfg.num_heads,
-            intermediate_size=cfg.hidden_size * 4,
-            patch_size=cfg.patch_size,
-            image_size=cfg.image_size,
-            num_register_tokens=cfg.num_register_tokens,
-            # DINOv3's pretraining jitters RoPE (a random rescale per forward in train mode); a random-init model
-            # trained from scratch on small images gains nothing from it, and it makes runs differ by batching.
-            pos_embed_rescale=None,
-        )
-    if cfg.kind == "dinov2":
-        return Dinov2Config(
-            hidden_size=cfg.hidden_size,
-            num_hidden_layers=cfg.num_layers,
-            num_attention_heads=cfg.num_heads,
-            mlp_ratio=4,
-            patch_size=cfg.patch_size,
-            image_size=cfg.image_size,
-        )
-    if cfg.kind == "convnextv2":
-        widths = [
-            max(cfg.hidden_size >> (cfg.num_layers - 1 - i), 1)
-            for i in range(cfg.num_layers)
-        ]
-        return ConvNextV2Config(
-            hidden_sizes=widths,
-            depths=[1] * cfg.num_layers,
-            num_stages=cfg.num_layers,
-            image_size=cfg.image_size,
-        )
-    raise ValueError(f"unknown backbone kind {cfg.kind!r}")
+    sizes = TinySizes(
+        hidden_size=cfg.hidden_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads, patch_size=cfg.patch_size,
+        image_size=cfg.image_size, num_register_tokens=cfg.num_register_tokens,
+    )
+    return spec_for_kind(cfg.kind).tiny_config(sizes)
 
 
-def kind_of(config: PretrainedConfig) -> Kind:
-    try:
-        return MODEL_TYPE_KIND[config.model_type]
-    except KeyError:
-        raise ValueError(
-            f"unsupported backbone model_type {config.model_type!r}"
-        ) from None
+def kind_of(config: PretrainedConfig) -> str:
+    return spec_for_config(config).kind
 
 
-class Backbone(nn.Module):
-    """pixel_values (B, 3, H, W), already normalised with the backbone's mean/std -> BackboneOutput."""
+class Backbone(BackboneNet):
+    """pixel_values (B, 3, H, W), already normalised with the backbone's mean/std -> BackboneOutput; built from
+    a BackboneConfig (a pretrained id or the random-init spec), trainable, with gradient checkpointing."""
 
     def __init__(self, cfg: BackboneConfig, model: nn.Module | None = None) -> None:
-        super().__init__()
+        super().__init__(model if model is not None else self._load(cfg))
         self.cfg = cfg
-        self.model = model if model is not None else self._load(cfg)
-        self.kind = kind_of(self.model.config)
-        self.num_prefix_tokens = 1 + getattr(
-            self.model.config, "num_register_tokens", 0
-        )  # CLS + registers
         if cfg.gradient_checkpointing:
             self.gradient_checkpointing_enable()
 
     @staticmethod
     def _load(cfg: BackboneConfig) -> nn.Module:
-        config = (
-            AutoConfig.from_pretrained(cfg.name_or_path)
-            if cfg.name_or_path
-            else tiny_config(cfg)
-        )
-        kwargs = {}
-        if kind_of(config) in _ATTENTION_KINDS:
-            kwargs["attn_implementation"] = resolve_attn_implementation(
-                cfg.attn_implementation
-            )
+        config = AutoConfig.from_pretrained(cfg.name_or_path) if cfg.name_or_path else tiny_config(cfg)
+        kwargs = spec_for_config(config).model_kwargs(resolve_attn_implementation(cfg.attn_implementation))
         if cfg.name_or_path:
             return AutoModel.from_pretrained(cfg.name_or_path, **kwargs)
         return AutoModel.from_config(config, **kwargs)
 
-    @property
-    def hidden_size(self) -> int:
-        config = self.model.config
-        return (
-            config.hidden_sizes[-1] if self.kind == "convnextv2" else config.hidden_size
-        )
-
     def gradient_checkpointing_enable(self) -> bool:
         """Turn on activation checkpointing where the model supports it; returns whether it did."""
         if not getattr(self.model, "supports_gradient_checkpointing", False):
-            log.warning(
-                "%s does not support gradient checkpointing", type(self.model).__name__
-            )
+            log.warning("%s does not support gradient checkpointing", type(self.model).__name__)
             return False
         # Non-reentrant, so that checkpointed blocks still backpropagate into adapters when inputs need no grad.
         kwargs = {"use_reentrant": False}
-        if hasattr(
-            self.model, "activation_checkpointing_enable"
-        ):  # transformers >= 5.x name
-            self.model.activation_checkpointing_enable(
-                activation_checkpointing_kwargs=kwargs
-            )
+        if hasattr(self.model, "activation_checkpointing_enable"):  # transformers >= 5.x name
+            self.model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
         else:
-            self.model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs=kwargs
-            )
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
         return True
-
-    def forward(self, pixel_values: torch.Tensor) -> BackboneOutput:
-        out = self.model(pixel_values=pixel_values)
-        if self.kind == "convnextv2":
-            fmap = out.last_hidden_state  # (B, D, h, w)
-            return BackboneOutput(
-                out.pooler_output, fmap.flatten(2).transpose(1, 2)
-            )  # (B, D), (B, h*w, D)
-        hidden = out.last_hidden_state  # (B, 1 + R + N, D)
-        return BackboneOutput(
-            hidden[:, 0], hidden[:, self.num_prefix_tokens :]
-        )  # (B, D), (B, N, D)
 
 
 def trainable_parameters(module: nn.Module) -> tuple[int, int]:
@@ -254,8 +127,8 @@ def trainable_parameters(module: nn.Module) -> tuple[int, int]:
     )
 
 
-def dora_config(cfg: BackboneConfig, kind: Kind) -> LoraConfig:
-    targets = cfg.target_modules or DEFAULT_TARGET_MODULES[kind]
+def dora_config(cfg: BackboneConfig, kind: str) -> LoraConfig:
+    targets = cfg.target_modules or spec_for_kind(kind).dora_targets
     return LoraConfig(
         r=cfg.r,
         lora_alpha=cfg.alpha,

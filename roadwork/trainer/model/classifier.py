@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, DINOv3ViTConfig, DINOv3ViTModel
+from transformers import AutoModel, DINOv3ViTConfig, DINOv3ViTModel
 
-from roadwork.trainer.model.backbone import Backbone, BackboneConfig
 from roadwork.trainer.config import ModelConfig
+from roadwork.trainer.model.backbone import Backbone, BackboneConfig
+from roadwork.trainer.model.backbone_net import hf_model_from_dict
+from roadwork.trainer.model.multiview import MultiViewClassifier
 
 # ImageNet statistics, which DINOv3 was trained with; applied inside the model so every caller
 # (trainer, evaluator, exported pipeline) feeds plain [0, 1] RGB tensors.
@@ -75,13 +77,8 @@ def backbone_config_dict(model: nn.Module) -> dict:
 
 
 def _multiview(cfg: ModelConfig, image_size: int, backbone_json: dict | None, vocab_sizes) -> nn.Module:
-    from roadwork.trainer.model.multiview import MultiViewClassifier  # noqa: PLC0415 (multiview imports this module)
-
     spec = backbone_spec(cfg, cfg.views.size if cfg.views.enabled else image_size)
-    hf_model = None
-    if backbone_json is not None:
-        kwargs = {} if backbone_json.get("model_type") == "convnextv2" else {"attn_implementation": "sdpa"}
-        hf_model = AutoModel.from_config(AutoConfig.for_model(**backbone_json), **kwargs)
+    hf_model = hf_model_from_dict(backbone_json, "sdpa") if backbone_json is not None else None
     backbone = Backbone(spec, model=hf_model)
     backbone.requires_grad_(cfg.backbone_mode == "full")  # dora: the trainer wraps it and trains the adapters
     return MultiViewClassifier(cfg, backbone, image_size=image_size, vocab_sizes=vocab_sizes or (8, 4, 8))
@@ -97,8 +94,7 @@ def build_model(
     if cfg.architecture == "multiview":
         return _multiview(cfg, image_size, backbone_json, vocab_sizes)
     if backbone_json is not None:
-        bb_config = AutoConfig.for_model(**backbone_json)
-        backbone = AutoModel.from_config(bb_config)
+        backbone = hf_model_from_dict(backbone_json, None)
     elif cfg.backbone:
         backbone = AutoModel.from_pretrained(cfg.backbone)
     else:

@@ -16,7 +16,7 @@ N_VIEWS = len(VIEW_NAMES)  # 12
 Box = tuple[int, int, int, int]  # (left, top, right, bottom), right/bottom exclusive
 
 
-def _axis_tiles(length: int, grid: int = GRID, overlap: float = OVERLAP) -> list[tuple[int, int]]:
+def axis_tiles(length: int, grid: int = GRID, overlap: float = OVERLAP) -> list[tuple[int, int]]:
     """(start, end) of ``grid`` overlapping tiles covering [0, length) edge to edge."""
     side = min(length, max(1, round(length / (1 + (grid - 1) * (1 - overlap)))))
     starts = [round(k * (length - side) / (grid - 1)) for k in range(grid)]
@@ -27,7 +27,7 @@ def view_boxes(width: int, height: int) -> tuple[Box, ...]:
     """The 12 boxes of :data:`VIEW_NAMES` for a ``width`` x ``height`` image (see `views.py`'s docstring)."""
     if width < 1 or height < 1:
         raise ValueError(f"image size must be positive, got {width} x {height}")
-    cols, rows = _axis_tiles(width), _axis_tiles(height)
+    cols, rows = axis_tiles(width), axis_tiles(height)
     tiles = [(x0, y0, x1, y1) for (y0, y1) in rows for (x0, x1) in cols]  # row-major
     s = min(width, height)
     top = (height - s) // 2

@@ -5,18 +5,18 @@
     ensemble   members (single or multiview) -> sum_i w_i * logit_i + b      (roadwork.trainer.model.ensemble)
 
 Each network's parameter names are those of roadwork's checkpoint, so the exported `model.safetensors` is the
-checkpoint's file unchanged. `roadwork_multiview.py` and the modules it imports are written beside this file
-by the export (roadwork's source, imports made relative); everything else here is self-contained.
+checkpoint's file unchanged. `roadwork_multiview.py`, `roadwork_backbone_net.py` (the backbone, with the
+registry of backbone kinds `roadwork_backbones.py`) and the modules they import are written beside this file by
+the export (roadwork's source, imports made relative); everything else here is self-contained.
 """
 
 from types import SimpleNamespace
-from typing import NamedTuple
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel
 
 from .configuration_roadwork import RoadworkConfig
+from .roadwork_backbone_net import BackboneNet, hf_model_from_dict
 
 IMAGE_MEAN = (0.485, 0.456, 0.406)
 IMAGE_STD = (0.229, 0.224, 0.225)
@@ -30,39 +30,13 @@ def normalise(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - mean) / std
 
 
-def hf_backbone(config: dict, *, sdpa: bool) -> nn.Module:
-    """A randomly initialised Hugging Face model of the saved config dict; the checkpoint fills in the weights.
-    `sdpa`: ask for sdpa attention, as roadwork's multi-view model builder does (ConvNeXt V2 has no attention
-    and takes no such argument); the single-image builder passes nothing."""
-    hf_config = AutoConfig.for_model(**config)
-    kwargs = {"attn_implementation": "sdpa"} if sdpa and hf_config.model_type != "convnextv2" else {}
-    return AutoModel.from_config(hf_config, **kwargs)
-
-
-class BackboneOutput(NamedTuple):
-    pooled: torch.Tensor  # (B, D): the CLS token (ViT) or the normalised global average (ConvNeXt)
-    tokens: torch.Tensor  # (B, N, D): patch tokens without CLS/registers, or the flattened last map
-
-
-class Backbone(nn.Module):
-    """The inference part of `roadwork.trainer.model.backbone.Backbone` (which also trains, with peft): normalised
-    pixels (B, 3, H, W) -> BackboneOutput. Holds the Hugging Face model as `model`, as that class does."""
+class Backbone(BackboneNet):
+    """The inference part of `roadwork.trainer.model.backbone.Backbone` (which also trains, with peft), rebuilt
+    from the checkpoint's backbone config dict with sdpa attention where the kind has attention, as roadwork's
+    multi-view model builder does: normalised pixels (B, 3, H, W) -> BackboneOutput."""
 
     def __init__(self, config: dict) -> None:
-        super().__init__()
-        self.model = hf_backbone(config, sdpa=True)
-        hf_config = self.model.config
-        self.kind = hf_config.model_type
-        self.num_prefix_tokens = 1 + getattr(hf_config, "num_register_tokens", 0)  # CLS + registers
-        self.hidden_size = hf_config.hidden_sizes[-1] if self.kind == "convnextv2" else hf_config.hidden_size
-
-    def forward(self, pixel_values: torch.Tensor) -> BackboneOutput:
-        out = self.model(pixel_values=pixel_values)
-        if self.kind == "convnextv2":
-            fmap = out.last_hidden_state  # (B, D, h, w)
-            return BackboneOutput(out.pooler_output, fmap.flatten(2).transpose(1, 2))  # (B, D), (B, h*w, D)
-        hidden = out.last_hidden_state  # (B, 1 + R + N, D)
-        return BackboneOutput(hidden[:, 0], hidden[:, self.num_prefix_tokens :])  # (B, D), (B, N, D)
+        super().__init__(hf_model_from_dict(config, "sdpa"))
 
 
 class SingleImageClassifier(nn.Module):
@@ -70,7 +44,7 @@ class SingleImageClassifier(nn.Module):
 
     def __init__(self, backbone_config: dict) -> None:
         super().__init__()
-        self.backbone = hf_backbone(backbone_config, sdpa=False)
+        self.backbone = hf_model_from_dict(backbone_config, None)  # as roadwork's single-image builder: no kwargs
         self.head = nn.Linear(self.backbone.config.hidden_size, 1)
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
