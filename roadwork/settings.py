@@ -97,6 +97,14 @@ class GateSettings(_Section):
     replay_challenges: int = Field(1000, ge=10, description="Challenges in the replay candidate and champion share.")
 
 
+class EvaluationSettings(_Section):
+    cache_resave: bool = Field(
+        True,
+        description="Replays render real rows from a JPEG re-save at Pillow's defaults, as the validator's image "
+        "cache stores them (false: from the original bytes). Evaluation and the training calibration both use it.",
+    )
+
+
 class MiningSettings(_Section):
     pool: str | None = Field(
         None, description="Dataset or folder of images to mine; empty: the champion's training data."
@@ -189,6 +197,9 @@ class Settings(BaseSettings):
         default_factory=LeaderboardSettings, description="Where standings come from."
     )
     gate: GateSettings = Field(default_factory=GateSettings, description="When a candidate replaces the champion.")
+    evaluation: EvaluationSettings = Field(
+        default_factory=EvaluationSettings, description="How challenge replays are rendered."
+    )
     mining: MiningSettings = Field(default_factory=MiningSettings, description="Hard-negative mining.")
     model_age: ModelAgeSettings = Field(default_factory=ModelAgeSettings, description="Reward-decay countdown.")
     events: EventsSettings = Field(default_factory=EventsSettings, description="Where events are sent.")
