@@ -11,6 +11,7 @@ import io
 import json
 import math
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from roadwork.platform.evaluation.challenge import (
     pool_weights,
     render_jpeg,
     replay_from_params,
+    resave_image,
     resave_jpeg,
     source_pool,
 )
@@ -89,6 +91,8 @@ def test_resave_is_pillows_default_jpeg_without_exif_or_orientation() -> None:
         assert im.size == (72, 40)  # orientation 6 would have made it 40 x 72
         assert ORIENTATION not in im.getexif() and "exif" not in im.info
     assert Image.open(io.BytesIO(data)).getexif()[ORIENTATION] == 6  # the source did carry it
+    # from the decoded image (what render gets) the re-save is the same
+    assert np.array_equal(np.asarray(resave_image(as_is(data))), np.asarray(as_is(resaved)))
 
 
 def test_resave_converts_modes_jpeg_cannot_hold_and_names_bad_images() -> None:
@@ -117,7 +121,8 @@ def test_real_challenges_are_the_transforms_of_the_cache_resave_byte_for_byte(mi
         data = by_id[c.record_id].image_bytes
         if c.source == "real":
             assert c.params.cache_resave is True
-            assert c.jpeg == render_jpeg(validator_cache(data), c.params)
+            assert c.jpeg == render_jpeg(validator_cache(data), replace(c.params, cache_resave=False))
+            assert c.jpeg == render_jpeg(as_is(data), c.params)  # render re-saves when the params say so
         else:  # synthetic rows do not come through the cache
             assert c.params.cache_resave is False
             assert c.jpeg == render_jpeg(as_is(data), c.params)

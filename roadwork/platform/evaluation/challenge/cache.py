@@ -20,7 +20,7 @@ from PIL import Image
 
 from roadwork.trainer.data.records import BadImageError, decode_image
 
-__all__ = ["JPEG_MODES", "resave_jpeg", "load_source_image"]
+__all__ = ["JPEG_MODES", "resave_jpeg", "resave_image"]
 
 JPEG_MODES = frozenset({"RGB", "L", "CMYK"})  # modes Pillow's JPEG encoder writes as they are
 
@@ -45,9 +45,16 @@ def resave_jpeg(data: bytes) -> bytes:
     return buf.getvalue()
 
 
-def load_source_image(data: bytes, *, cache_resave: bool) -> Image.Image:
-    """The RGB image the transforms start from: ``data`` itself, or its cache re-save when ``cache_resave``.
+def resave_image(image: Image.Image) -> Image.Image:
+    """What the transforms read back from the cache for a decoded ``image``: its JPEG save at Pillow's defaults.
 
-    Raises :class:`BadImageError` when ``data`` does not decode.
+    The same bytes as :func:`resave_jpeg` of the file ``image`` was decoded from whenever that file decodes to
+    an RGB image (every NATIX row), since Pillow's encoder sees only the pixels; a greyscale or CMYK file is
+    stored by the validator in its own mode, which an image already converted to RGB no longer has.
     """
-    return decode_image(resave_jpeg(data) if cache_resave else data)
+    if image.mode not in JPEG_MODES:
+        image = image.convert("RGB")
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG")
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        return im.convert("RGB")

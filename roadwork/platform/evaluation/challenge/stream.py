@@ -33,10 +33,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from roadwork.platform.evaluation.challenge.cache import load_source_image
 from roadwork.platform.evaluation.challenge.params import DISTORTION_ORDER, ChallengeParams, sample_params
 from roadwork.platform.evaluation.challenge.rendering import render_jpeg
-from roadwork.trainer.data.records import BadImageError, Record
+from roadwork.trainer.data.records import BadImageError, Record, decode_image
 
 __all__ = [
     "MISSING",
@@ -171,8 +170,8 @@ def _pools(records: Sequence[Record], stats: ReplayStats) -> dict[int, dict[str,
 def _draw(
     rng: np.random.Generator, pools: dict[int, dict[str, list[Record]]], stats: ReplayStats, cache_resave: bool
 ) -> tuple[Record, Image.Image, bool]:
-    """Label, pool, record, its image and whether it was re-saved; a record that fails to decode is dropped
-    from its pool and the draw repeated."""
+    """Label, pool, record, its decoded image and whether the cache re-saves it (a real row, with the switch
+    on); a record that fails to decode is dropped from its pool and the draw repeated."""
     label = int(rng.integers(0, 2))
     by_pool = pools[label]
     while True:
@@ -181,9 +180,8 @@ def _draw(
         name = draw_pool(rng, by_pool)
         pool = by_pool[name]
         record = pool[int(rng.integers(0, len(pool)))]
-        resave = cache_resave and name == REAL
         try:
-            return record, load_source_image(record.image_bytes, cache_resave=resave), resave
+            return record, decode_image(record.image_bytes), cache_resave and name == REAL
         except BadImageError:
             stats.undecodable += 1
             stats.undecodable_ids.append(record.id)
@@ -232,7 +230,8 @@ def replay_from_params(records_by_id: Mapping[str, Record], logged: Iterable[dic
 
     Each entry needs ``record_id`` and ``params``; ``index`` defaults to the position and a logged
     ``label`` must match the record's; the source is re-saved as the cache does when the logged params say
-    ``cache_resave`` (logs from before that field: not re-saved).  Raises ``ValueError`` naming the bad field (an unknown
+    ``cache_resave`` (logs from before that field: not re-saved).  Raises ``ValueError`` naming the bad
+    field (an unknown
     ``record_id``, invalid ``params``, a ``crop`` outside the image); an image that no longer decodes
     raises :class:`BadImageError` (a ``ValueError``).
     """
@@ -246,6 +245,6 @@ def replay_from_params(records_by_id: Mapping[str, Record], logged: Iterable[dic
         if "params" not in entry:
             raise ValueError("params: missing")
         params = ChallengeParams.from_dict(entry["params"])
-        jpeg = render_jpeg(load_source_image(record.image_bytes, cache_resave=params.cache_resave), params)
+        jpeg = render_jpeg(decode_image(record.image_bytes), params)  # params.cache_resave: render re-saves
         index = int(entry.get("index", position))
         yield Challenge(index, record.id, record.label, record.source, params, jpeg, challenge_tags(record, params))
