@@ -102,7 +102,7 @@ def test_the_cache_resave_setting_reaches_the_replay_and_its_log(engine, setting
                                                                  synth_data) -> None:
     from roadwork.settings import EvaluationSettings
 
-    version, calibration = calibrated_version
+    version, _ = calibrated_version
     off_settings = settings.model_copy(update={"evaluation": EvaluationSettings(cache_resave=False)})
     on = evaluate_replay(engine, settings, version.id, n=12, seed=3, data_path=synth_data)
     off = evaluate_replay(engine, off_settings, version.id, n=12, seed=3, data_path=synth_data)

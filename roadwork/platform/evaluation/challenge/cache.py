@@ -20,7 +20,7 @@ from PIL import Image
 
 from roadwork.trainer.data.records import BadImageError, decode_image
 
-__all__ = ["JPEG_MODES", "resave_jpeg", "resave_image"]
+__all__ = ["JPEG_MODES", "resave_image", "resave_jpeg"]
 
 JPEG_MODES = frozenset({"RGB", "L", "CMYK"})  # modes Pillow's JPEG encoder writes as they are
 
