@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from roadwork.platform.evaluation.scoring import read_predictions_csv
 from tests.platform.scoring_reference import reference_scores
-from tests.test_cli import as_json, roadwork
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def score_json(home: Path, csv: Path) -> dict:
+    """`roadwork score CSV --json` as a user runs it: a fresh process, no ROADWORK_ settings but the home."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")} | {"ROADWORK_HOME": str(home)}
+    done = subprocess.run([sys.executable, "-m", "roadwork.cli", "score", str(csv), "--json"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def test_score_reads_nan_and_infinities_and_zeroes_their_windows(tmp_path: Path) -> None:
@@ -16,7 +30,7 @@ def test_score_reads_nan_and_infinities_and_zeroes_their_windows(tmp_path: Path)
     lines[20], lines[70], lines[90] = "0,nan", "1,inf", "0,-inf"
     csv = tmp_path / "p.csv"
     csv.write_text("label,prediction\n" + "\n".join(lines) + "\n")
-    result = as_json(roadwork(tmp_path / "home", "score", str(csv), "--json"))
+    result = score_json(tmp_path / "home", csv)
     labels, preds = read_predictions_csv(csv)
     expected = reference_scores(labels.tolist(), preds.tolist())
     assert result["n"] == 150 and result["n_poisoning"] == 3
