@@ -78,6 +78,11 @@ class EvaluationSettings(_Section):
     champion_replay_challenges: int = Field(
         500, ge=10, description="Challenges in the replay of the scheduled champion evaluation (`evaluate_champion`)."
     )
+    cache_resave: bool = Field(
+        True,
+        description="Replays render real rows from a JPEG re-save at Pillow's defaults, as the validator's image "
+        "cache stores them (false: from the original bytes). Evaluation and the training calibration both use it.",
+    )
 
 
 class GateSettings(_Section):
@@ -194,7 +199,7 @@ class Settings(BaseSettings):
     )
     gate: GateSettings = Field(default_factory=GateSettings, description="When a candidate replaces the champion.")
     evaluation: EvaluationSettings = Field(
-        default_factory=EvaluationSettings, description="The scheduled evaluation of the champion."
+        default_factory=EvaluationSettings, description="The scheduled evaluation of the champion, and how challenge replays are rendered."
     )
     mining: MiningSettings = Field(default_factory=MiningSettings, description="Hard-negative mining.")
     model_age: ModelAgeSettings = Field(default_factory=ModelAgeSettings, description="Reward-decay countdown.")

@@ -28,7 +28,9 @@ from roadwork.trainer.loop.train import TrainResult, train
 CALIBRATION_REPLAY = 400  # challenges in the replay the calibration is fitted on
 
 
-def calibrate_checkpoint(checkpoint_dir: Path, config: TrainConfig, data_path: Path, n: int) -> dict:
+def calibrate_checkpoint(
+    checkpoint_dir: Path, config: TrainConfig, data_path: Path, n: int, *, cache_resave: bool = True
+) -> dict:
     """Fit the calibration on a replay of the validation split and write it into the checkpoint's JSON."""
     from roadwork.platform.evaluation.replay import fit_replay_calibration
     from roadwork.trainer.model.checkpoint import META, atomic_write_bytes, read_meta
@@ -37,7 +39,8 @@ def calibrate_checkpoint(checkpoint_dir: Path, config: TrainConfig, data_path: P
 
     records, _ = read_records(data_path)
     _, val = split_records(records, config.data.val_fraction, config.data.split_seed)
-    calibration = fit_replay_calibration(Predictor.load(checkpoint_dir), val, n, seed=config.optim.seed + 1)
+    calibration = fit_replay_calibration(Predictor.load(checkpoint_dir), val, n, seed=config.optim.seed + 1,
+                                         cache_resave=cache_resave)
     meta = read_meta(checkpoint_dir) | {"calibration": calibration}
     atomic_write_bytes(Path(checkpoint_dir) / META, json.dumps(meta, indent=2, sort_keys=True).encode())
     return calibration
@@ -115,7 +118,8 @@ def calibrate_and_register(
     """Calibrate the run's checkpoint (`calibration_replay` challenges, 0: none) and register it as a candidate
     whose parent is the champion; `lineage` adds keys to the version's config."""
     if calibration_replay:
-        calibration = calibrate_checkpoint(checkpoint_dir, run.config, run.path, calibration_replay)
+        calibration = calibrate_checkpoint(checkpoint_dir, run.config, run.path, calibration_replay,
+                                           cache_resave=settings.evaluation.cache_resave)
         log(f"calibration: best cut {calibration['threshold']:.3f} on a {calibration_replay}-challenge replay "
             "of the validation split, mapped onto 0.5")
         metrics = metrics | {"calibration_threshold": calibration["threshold"]}

@@ -37,7 +37,7 @@ def test_calibration_is_fitted_on_a_replay_and_stored_in_the_checkpoint(calibrat
     version, calibration = calibrated_version
     meta = read_meta(registry.checkout(settings, version))
     assert meta["calibration"]["threshold"] == calibration["threshold"]
-    assert meta["calibration"]["fitted_on"] == {"kind": "replay", "n": 120, "seed": 1}
+    assert meta["calibration"]["fitted_on"] == {"kind": "replay", "n": 120, "seed": 1, "cache_resave": True}
     Calibration.from_dict({k: v for k, v in meta["calibration"].items() if k != "fitted_on"})
 
 
@@ -96,3 +96,28 @@ def test_tta_variants_are_measured_on_the_replay(engine, settings, calibrated_ve
     assert rows["all_mean"]["n_views"] > rows["multiscale"]["n_views"]
     for r in rows.values():
         assert r["mcc_delta_vs_none"] == pytest.approx(r["mcc"] - rows["none"]["mcc"])
+
+
+def test_the_cache_resave_setting_reaches_the_replay_and_its_log(engine, settings, calibrated_version,
+                                                                 synth_data) -> None:
+    from roadwork.settings import EvaluationSettings
+
+    version, _ = calibrated_version
+    off_settings = settings.model_copy(update={"evaluation": EvaluationSettings(cache_resave=False)})
+    on = evaluate_replay(engine, settings, version.id, n=12, seed=3, data_path=synth_data)
+    off = evaluate_replay(engine, off_settings, version.id, n=12, seed=3, data_path=synth_data)
+    assert on.metrics["replay"]["cache_resave"] is True and off.metrics["replay"]["cache_resave"] is False
+
+    def log(evaluation) -> list[dict]:  # noqa: ANN001
+        blob = registry.store(settings).verify(evaluation.metrics["replay"]["log_sha256"])
+        return [json.loads(line) for line in blob.read_text().splitlines()]
+
+    log_on, log_off = log(on), log(off)
+    assert all(e["params"]["cache_resave"] == (e["source"] == "real") for e in log_on)
+    assert not any(e["params"]["cache_resave"] for e in log_off)
+    # same draws, different pixels for the re-saved rows
+    assert [e["record_id"] for e in log_on] == [e["record_id"] for e in log_off]
+    assert any(a["jpeg_sha256"] != b["jpeg_sha256"] for a, b in zip(log_on, log_off) if a["source"] == "real")
+    records, _ = read_records(synth_data)
+    again = list(replay_from_params({r.id: r for r in records}, log_on[:4]))
+    assert [c.to_dict()["jpeg_sha256"] for c in again] == [e["jpeg_sha256"] for e in log_on[:4]]

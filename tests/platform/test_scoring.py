@@ -1,40 +1,21 @@
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, matthews_corrcoef
+from sklearn.metrics import matthews_corrcoef
 
 from roadwork.platform.evaluation.scoring import (
     StepScore,
     expected_reward,
+    poisoning,
     read_predictions_csv,
     score_stream,
     summarize,
 )
-
-
-def naive_validator(labels, predictions) -> list[tuple[float, float, float, float]]:  # noqa: ANN001
-    """The scoring rules written out plainly, one challenge at a time, with sklearn's metrics and np.round."""
-    history: list[tuple[float, int]] = []
-    score, out = 0.0, []
-    for y, p in zip(labels, predictions):
-        history = (history + [(p, y)])[-100:]
-
-        def window_metrics(size: int) -> tuple[float, float]:
-            kept = [(q, lab) for q, lab in history[-size:] if q != -1]
-            if not kept:
-                return 0.0, 0.0
-            hard, truth = np.round([q for q, _ in kept]), np.array([lab for _, lab in kept])
-            m = max(0.0, matthews_corrcoef(truth, hard)) if len(set(truth)) > 1 else 0.0
-            return m, accuracy_score(truth, hard)
-
-        mcc_100, acc_10 = window_metrics(100)[0], window_metrics(10)[1]
-        reward = 0.0 if p == -1 or not 0 <= p <= 1 else (0.5 * mcc_100 + 0.5 * acc_10) ** 3
-        score = 0.05 * reward + 0.95 * score
-        out.append((reward, mcc_100, acc_10, score))
-    return out
+from tests.platform.scoring_reference import reference_scores
 
 
 def as_rows(steps: list[StepScore]) -> np.ndarray:
@@ -148,8 +129,67 @@ def test_matches_the_rules_written_out_naively(seed: int) -> None:
     preds = np.round(np.clip(0.4 * labels + 0.6 * rng.random(n), 0, 1), 1)  # many exact 0.5s
     preds[rng.random(n) < 0.1] = -1
     preds[rng.random(n) < 0.03] = 1.3
-    expected = np.array(naive_validator(labels.tolist(), preds.tolist()))
+    expected = np.array(reference_scores(labels.tolist(), preds.tolist()))
     assert np.abs(as_rows(score_stream(labels, preds)) - expected).max() < 1e-12
+
+
+BAD_ANSWERS = [math.nan, math.inf, -math.inf, -0.7, -0.5000001, 1.5, 2.5, 7.0, -3.0]
+HARMLESS_OUT_OF_RANGE = [-0.5, -0.2, -1e-9, 1.2, 1.4999999]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_poisoning_answers_match_the_reference_on_random_streams(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 260
+    labels = rng.integers(0, 2, n)
+    preds = np.round(np.clip(0.4 * labels + 0.6 * rng.random(n), 0, 1), 1)
+    preds[rng.random(n) < 0.08] = -1
+    odd = rng.random(n)
+    preds[odd < 0.04] = rng.choice(HARMLESS_OUT_OF_RANGE, size=int(np.sum(odd < 0.04)))
+    bad_at = rng.choice(n, size=1 + seed % 3, replace=False)  # one to three, anywhere (early, late, close)
+    preds[bad_at] = rng.choice(BAD_ANSWERS, size=bad_at.size)
+    expected = np.array(reference_scores(labels.tolist(), preds.tolist()))
+    got = as_rows(score_stream(labels, preds))
+    assert np.abs(got - expected).max() < 1e-12
+    assert (expected[:, 1] == 0).sum() > 0 and poisoning(preds).sum() > 0  # the case under test occurs
+
+
+@pytest.mark.parametrize("bad", BAD_ANSWERS)
+def test_a_poisoning_answer_zeroes_its_windows_for_100_and_10_steps(bad: float) -> None:
+    labels = alternating(260)
+    preds = labels.astype(float)
+    preds[120] = bad
+    steps = score_stream(labels, preds)
+    assert steps[119].mcc_100 == 1.0 and steps[119].accuracy_10 == 1.0
+    assert all(s.mcc_100 == 0.0 for s in steps[120:220])  # its own step and the next 99
+    assert all(s.accuracy_10 == 0.0 for s in steps[120:130])  # its own step and the next 9
+    assert all(s.reward == 0.0 for s in steps[120:130])
+    assert steps[130].accuracy_10 == 1.0 and steps[130].reward == pytest.approx(0.125)  # mcc still 0
+    assert steps[220].mcc_100 == 1.0 and steps[220].reward == 1.0
+    assert poisoning(preds).tolist() == [i == 120 for i in range(260)]
+
+
+@pytest.mark.parametrize("value", HARMLESS_OUT_OF_RANGE)
+def test_an_answer_that_rounds_to_a_class_only_loses_its_own_reward(value: float) -> None:
+    labels = alternating(40)
+    preds = labels.astype(float)
+    i = 21 if value > 1 else 20  # a label it gets right when rounded: 1.2 counts as 1, -0.2 (and -0.5) as 0
+    preds[i] = value
+    steps = score_stream(labels, preds)
+    assert steps[i].reward == 0.0 and steps[i].mcc_100 == 1.0 and steps[i].accuracy_10 == 1.0
+    assert all(s.reward == 1.0 for s in steps[i + 1:])
+    assert not poisoning(preds).any()
+
+
+def test_minus_one_is_missing_not_poisoning() -> None:
+    labels = alternating(30)
+    preds = labels.astype(float)
+    preds[15] = -1.0
+    steps = score_stream(labels, preds)
+    assert steps[15].reward == 0.0 and steps[16].mcc_100 == 1.0 and steps[16].accuracy_10 == 1.0
+    assert summarize(labels, preds)["n_poisoning"] == 0
+    preds[15] = -1.0000001  # not the missing marker: rounds to -1, a third class
+    assert score_stream(labels, preds)[16].mcc_100 == 0.0 and summarize(labels, preds)["n_poisoning"] == 1
 
 
 def test_summarize() -> None:
@@ -176,6 +216,20 @@ def test_read_predictions_csv(tmp_path) -> None:  # noqa: ANN001
     assert summarize(labels, preds)["n_valid"] == 3
 
 
+def test_csv_reads_nan_and_infinities_and_scores_them(tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "p.csv"
+    rows = [(i % 2, float(i % 2)) for i in range(40)]
+    text = [f"{y},{p}" for y, p in rows]
+    text[12], text[25], text[28] = "0,nan", "1, inf", "0,-Infinity"
+    path.write_text("label,prediction\n" + "\n".join(text) + "\n")
+    labels, preds = read_predictions_csv(path)
+    assert np.isnan(preds[12]) and preds[25] == math.inf and preds[28] == -math.inf
+    expected = np.array(reference_scores(labels.tolist(), preds.tolist()))
+    assert np.abs(as_rows(score_stream(labels, preds)) - expected).max() < 1e-12
+    s = summarize(labels, preds)
+    assert s["n_poisoning"] == 3 and s["mcc_100"] == 0.0 and s["accuracy_10"] == 1.0
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -184,7 +238,6 @@ def test_read_predictions_csv(tmp_path) -> None:  # noqa: ANN001
         ("label,prediction\n1,0.9\n0,abc\n", "line 3: prediction 'abc' is not a number"),
         ("label,prediction\n1,0.9\n2,0.1\n", "line 3: label must be 0 or 1"),
         ("label,prediction\nyes,0.9\n", "line 2: label 'yes' is not a number"),
-        ("label,prediction\n1,nan\n", "line 2: prediction must be finite"),
         ("label,prediction\n1,0.9,7\n", "line 2: expected 2 fields, got 3"),
     ],
 )

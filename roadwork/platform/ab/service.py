@@ -423,7 +423,7 @@ def _replay_outcome(engine: Engine, settings: Settings, test: m.ABTest, *, seed:
     config_b = checkpoint_config(read_meta(ckpt_b))
     data = data_splits(settings, config_a, data_path)
     shadow = _Shadow(pred_a, pred_b)
-    run = run_replay(shadow, data.val, test.sample_size, seed)
+    run = run_replay(shadow, data.val, test.sample_size, seed, cache_resave=settings.evaluation.cache_resave)
     raw_b = np.concatenate(shadow.b_probs) if shadow.b_probs else np.zeros(0)
     if raw_b.shape != run.raw_probs.shape:  # never expected: both models scored every batch
         raise ABTestError(f"arms answered {run.raw_probs.size} and {raw_b.size} challenges")

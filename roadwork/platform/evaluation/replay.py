@@ -54,10 +54,13 @@ def run_replay(
     seed: int,
     *,
     flips: bool = False,
+    cache_resave: bool = True,
     progress: Callable[[int], None] | None = None,
     keep_images: bool = False,
 ) -> ReplayRun:
-    """Render `n` challenges from `records` and predict each decoded JPEG (batched, no metadata)."""
+    """Render `n` challenges from `records` and predict each decoded JPEG (batched, no metadata).
+
+    `cache_resave`: real rows go through the validator cache's JPEG re-save first (see `build_replay`)."""
     stats = ReplayStats()
     labels, probs, tags, log, kept = [], [], [], [], []
     batch: list[Challenge] = []
@@ -76,7 +79,7 @@ def run_replay(
         if progress is not None:
             progress(len(labels))
 
-    for challenge in build_replay(records, n, seed, flips=flips, stats=stats):
+    for challenge in build_replay(records, n, seed, flips=flips, cache_resave=cache_resave, stats=stats):
         batch.append(challenge)
         if len(batch) == BATCH:
             flush()
@@ -124,24 +127,27 @@ def evaluate_replay(
     seed: int,
     data_path: Path | None = None,
     flips: bool = False,
+    cache_resave: bool | None = None,
     tta: bool = False,
     progress: Callable[[int], None] | None = None,
     job_run_id: int | None = None,
 ) -> repo.Evaluation:
     """Run version `ref` over an `n`-challenge replay (seed `seed`) of its validation data and store it.
 
-    With `tta`, every test-time-augmentation variant is also measured on the replay against no TTA."""
+    `cache_resave`: None takes `settings.evaluation.cache_resave`. With `tta`, every test-time-augmentation
+    variant is also measured on the replay against no TTA."""
     if n < 2:
         raise ValueError(f"a replay needs at least 2 challenges, got {n}")
     version, predictor, data = load_for_evaluation(engine, settings, ref, data_path)
     path, val, fingerprint = data.path, data.val, data.fingerprint
-    run = run_replay(predictor, val, n, seed, flips=flips, progress=progress, keep_images=tta)
+    resave = settings.evaluation.cache_resave if cache_resave is None else cache_resave
+    run = run_replay(predictor, val, n, seed, flips=flips, cache_resave=resave, progress=progress, keep_images=tta)
     metrics = replay_metrics(run, predictor, seed)
     if tta:
         metrics["tta"] = measure_tta(predictor, run, data.train)
     log_sha = store(settings).put_bytes("\n".join(json.dumps(e, sort_keys=True) for e in run.log).encode())
     metrics["replay"] = {
-        "n": n, "seed": seed, "flips": flips, "data_path": str(path), "validation_rows": len(val),
+        "n": n, "seed": seed, "flips": flips, "cache_resave": resave, "data_path": str(path), "validation_rows": len(val),
         "undecodable": run.stats.undecodable, "description_filtered": run.stats.description_filtered,
         "log_sha256": log_sha,
     }
@@ -174,8 +180,13 @@ def measure_tta(predictor: Predictor, run: ReplayRun, train: Sequence[Record], m
     return {"fit_on": half, "measured_on": len(run.labels) - half, "variants": rows}
 
 
-def fit_replay_calibration(predictor: Predictor, val: Sequence[Record], n: int, seed: int) -> dict[str, Any]:
-    """Fit the calibration on a replay of validation rows: the MCC-best cut, mapped onto 0.5 at deploy time."""
-    run = run_replay(predictor, val, n, seed)
+def fit_replay_calibration(
+    predictor: Predictor, val: Sequence[Record], n: int, seed: int, *, cache_resave: bool = True
+) -> dict[str, Any]:
+    """Fit the calibration on a replay of validation rows: the MCC-best cut, mapped onto 0.5 at deploy time.
+
+    Rendered by the same `run_replay` as evaluation, so pass the same `cache_resave` (the setting)."""
+    run = run_replay(predictor, val, n, seed, cache_resave=cache_resave)
     calibration = fit_calibration(run.labels, run.raw_probs)
-    return calibration.to_dict() | {"fitted_on": {"kind": "replay", "n": n, "seed": seed}}
+    fitted_on = {"kind": "replay", "n": n, "seed": seed, "cache_resave": cache_resave}
+    return calibration.to_dict() | {"fitted_on": fitted_on}

@@ -11,15 +11,19 @@ natixnetwork/streetvision-subnet, `natix/validator/reward.py` and `miner_perform
   `accuracy_10` is the accuracy over all of them, and when some of the last 10 slots hold -1 it is the
   accuracy over the remaining valid answers of those 10 (not over 10). With no valid answer in the
   window, both metrics are 0.
-- Hard predictions are `p > 0.5` (the validator's `np.round` rounds half to even, so 0.5 is 0).
+- Hard predictions are `p > 0.5` (the validator's `np.round` rounds half to even, so 0.5 is 0). That agrees
+  with `np.round` for every answer that rounds to 0 or 1, i.e. in [-0.5, 1.5): an answer in [-0.5, 0) or
+  (1, 1.5) scores 0 at its own step but counts as its rounded class in the windows.
 - `mcc_100` = max(0, MCC), and 0 unless the window's valid labels and hard predictions both hold both classes
   (MCC of a one-class prediction is 0 anyway, as sklearn's).
 - reward = (0.5 mcc_100 + 0.5 accuracy_10) ** 3; 0 for a -1 answer and for an answer outside [0, 1].
 - score = alpha * reward + (1 - alpha) * score, from 0, alpha = 0.05.
 
-One approximation: an out-of-range answer stays in the window and counts as `p > 0.5`. The validator's
-`np.round` agrees for answers in [-0.5, 1.5]; beyond that it makes a third "class" (2 or -1), which we do
-not model (such answers score 0 at their own step either way).
+- Poisoning answers: the validator computes each window's metrics with scikit-learn inside one try block,
+  and any error zeroes every metric of that window. An answer that is NaN, infinite, or rounds to neither 0
+  nor 1 (below -0.5, or 1.5 and above) makes those calls fail, so it zeroes `mcc_100` at every step whose
+  100-window holds it (its own and the next 99) and `accuracy_10` likewise for 10 steps. Only -1 itself is
+  the missing answer (dropped before the metrics); -0.7 is a poisoning answer.
 
 All windows are cumulative sums over the confusion indicators, vectorised over many streams at once.
 """
@@ -27,7 +31,6 @@ All windows are cumulative sums over the confusion indicators, vectorised over m
 from __future__ import annotations
 
 import csv
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,11 +68,20 @@ def score_stream(
     ]
 
 
+def poisoning(predictions: Sequence[float] | np.ndarray) -> np.ndarray:
+    """True where an answer zeroes the metrics of every window it sits in: NaN, infinite, or rounding (half to
+    even) to neither 0 nor 1, i.e. outside [-0.5, 1.5); never the missing answer -1."""
+    p = np.asarray(predictions, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return (p != MISSING) & ~(np.isfinite(p) & (p >= -0.5) & (p < 1.5))
+
+
 def summarize(labels: Sequence[int], predictions: Sequence[float]) -> dict[str, float]:
     """Final and mean scoring of a stream, plus overall MCC and accuracy at 0.5 over the valid (!= -1) answers.
 
-    Keys: n (challenges), n_valid, final_score, mean_reward, mcc_100 and accuracy_10 (at the last step),
-    mcc, accuracy.
+    Keys: n (challenges), n_valid, n_poisoning (answers that zero their windows: NaN, infinite, rounding to
+    neither class), final_score, mean_reward, mcc_100 and accuracy_10 (at the last step), mcc, accuracy (here a
+    poisoning answer counts as `p > 0.5`, NaN as 0).
     """
     y, p = _as_stream(labels, predictions)
     valid = p != MISSING
@@ -79,6 +91,7 @@ def summarize(labels: Sequence[int], predictions: Sequence[float]) -> dict[str, 
     return {
         "n": int(y.size),
         "n_valid": int(valid.sum()),
+        "n_poisoning": int(poisoning(p).sum()),
         "final_score": last.score,
         "mean_reward": float(np.mean([s.reward for s in steps])) if steps else 0.0,
         "mcc_100": last.mcc_100,
@@ -91,8 +104,10 @@ def summarize(labels: Sequence[int], predictions: Sequence[float]) -> dict[str, 
 def read_predictions_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(labels int64, predictions float64) from a CSV with a header naming `label` and `prediction`.
 
-    Rows are challenges in order. Labels must be 0 or 1; predictions any finite number (-1 = missing, values
-    outside [0, 1] are kept: they score 0). ValueError names the line number and the problem.
+    Rows are challenges in order. Labels must be 0 or 1; predictions any number, including `nan`, `inf` and
+    `-inf` (-1 = missing; values outside [0, 1] are kept and scored as the validator scores them: 0 at their
+    step, and NaN, infinities and values that round to neither class zero their windows). ValueError names the
+    line number and the problem.
     """
     labels: list[int] = []
     preds: list[float] = []
@@ -165,21 +180,22 @@ def _score_streams(
         empty = np.zeros((k, 0))
         return empty, empty, empty, empty
     valid = p != MISSING
+    poison = poisoning(p)
     truth, hard = y.astype(bool), p > 0.5
-    # (4, K, N + 1): running counts of tp, tn, fp, fn over valid answers, with a leading 0.
-    indicators = np.stack([truth & hard, ~truth & ~hard, ~truth & hard, truth & ~hard]) & valid
-    counts = np.concatenate([np.zeros((4, k, 1), np.int64), np.cumsum(indicators, axis=2, dtype=np.int64)], axis=2)
+    # (5, K, N + 1): running counts of tp, tn, fp, fn over valid answers and of poisoning ones, with a leading 0.
+    indicators = np.stack([truth & hard, ~truth & ~hard, ~truth & hard, truth & ~hard, poison]) & valid
+    counts = np.concatenate([np.zeros((5, k, 1), np.int64), np.cumsum(indicators, axis=2, dtype=np.int64)], axis=2)
 
-    def window(size: int) -> np.ndarray:  # (4, K, N) counts over the last `size` slots at each step
+    def window(size: int) -> np.ndarray:  # (5, K, N) counts over the last `size` slots at each step
         end = np.arange(1, n + 1)
         return counts[:, :, end] - counts[:, :, np.maximum(end - size, 0)]
 
-    tp, tn, fp, fn = window(window_mcc)
-    both_labels = (tp + fn > 0) & (tn + fp > 0)
+    tp, tn, fp, fn, bad = window(window_mcc)
+    both_labels = (tp + fn > 0) & (tn + fp > 0) & (bad == 0)
     mcc_w = np.where(both_labels, np.maximum(mcc_from_counts(tp, tn, fp, fn), 0.0), 0.0)
-    tp, tn, fp, fn = window(window_acc)
+    tp, tn, fp, fn, bad = window(window_acc)
     n_valid = tp + tn + fp + fn
-    acc_w = np.where(n_valid > 0, (tp + tn) / np.maximum(n_valid, 1), 0.0)
+    acc_w = np.where((n_valid > 0) & (bad == 0), (tp + tn) / np.maximum(n_valid, 1), 0.0)
     in_range = valid & (p >= 0.0) & (p <= 1.0)  # NaN fails both comparisons too
     reward = np.where(in_range, (0.5 * mcc_w + 0.5 * acc_w) ** 3, 0.0)
     # score[t] = alpha * reward[t] + (1 - alpha) * score[t - 1], score[-1] = 0: a first-order IIR filter.
@@ -214,9 +230,6 @@ def _parse_label(cell: str, path: str | Path, line: int) -> int:
 
 def _parse_prediction(cell: str, path: str | Path, line: int) -> float:
     try:
-        value = float(cell)
+        return float(cell)  # also "nan", "inf", "-inf", "infinity", any case: answers a miner can give
     except ValueError:
         raise ValueError(f"{path}: line {line}: prediction {cell.strip()!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{path}: line {line}: prediction must be finite, got {cell.strip()!r}")
-    return value

@@ -57,6 +57,8 @@ class ChallengeParams:
     vflip: bool = False
     distortions: tuple[tuple[str, int], ...] = ()  # (name, level) in application order; level 0 = off
     noise_seed: int | None = None  # seed of the GNC noise (numpy default_rng)
+    # the source went through the validator's cache re-save (JPEG, Pillow defaults) first; see .cache
+    cache_resave: bool = False
 
     def __post_init__(self) -> None:
         _check(self)
@@ -71,6 +73,7 @@ class ChallengeParams:
             "vflip": self.vflip,
             "distortions": [[name, lvl] for name, lvl in self.distortions],
             "noise_seed": self.noise_seed,
+            "cache_resave": self.cache_resave,
         }
 
     @classmethod
@@ -78,7 +81,7 @@ class ChallengeParams:
         """Parse and validate; raises ``ValueError`` naming the bad field."""
         if not isinstance(d, dict):
             raise ValueError(f"params: expected a dict, got {type(d).__name__}")
-        unknown = set(d) - {"level", "angle", "crop", "hflip", "vflip", "distortions", "noise_seed"}
+        unknown = set(d) - {"level", "angle", "crop", "hflip", "vflip", "distortions", "noise_seed", "cache_resave"}
         if unknown:
             raise ValueError(f"params: unknown field(s) {sorted(unknown)}")
         crop = d.get("crop")
@@ -101,6 +104,8 @@ class ChallengeParams:
             vflip=_bool("vflip", d.get("vflip", False)),
             distortions=tuple((str(n), _int("distortions", lvl)) for n, lvl in dist),
             noise_seed=_int("noise_seed", seed) if seed is not None else None,
+            # logs written before the re-save existed were rendered without it
+            cache_resave=_bool("cache_resave", d.get("cache_resave", False)),
         )
 
     def check_image(self, width: int, height: int) -> None:
@@ -176,17 +181,20 @@ def random_resized_crop_box(rng: np.random.Generator, width: int, height: int) -
     return (height - side) // 2, (width - side) // 2, side, side
 
 
-def sample_params(rng: np.random.Generator, width: int, height: int, *, flips: bool = False) -> ChallengeParams:
+def sample_params(
+    rng: np.random.Generator, width: int, height: int, *, flips: bool = False, cache_resave: bool = False
+) -> ChallengeParams:
     """Draw one challenge's parameters for a ``width`` x ``height`` source image.
 
     ``flips=True`` draws a horizontal and a vertical flip with p = 1/2 each (the validator configures
-    them, but they never fire in its current code, hence off by default).
+    them, but they never fire in its current code, hence off by default).  ``cache_resave`` is recorded as
+    is (it draws nothing): whether the source image goes through the validator's cache re-save.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
     level = int(rng.integers(0, 4))
     if level == 0:
-        return ChallengeParams(level=0)
+        return ChallengeParams(level=0, cache_resave=cache_resave)
     angle = float(rng.uniform(-MAX_ANGLE, MAX_ANGLE))
     crop = random_resized_crop_box(rng, width, height)
     hflip = bool(rng.random() < 0.5) if flips else False
@@ -198,4 +206,4 @@ def sample_params(rng: np.random.Generator, width: int, height: int, *, flips: b
         distortions = tuple((name, int(rng.integers(0, top_level + 1))) for name in names)
         if dict(distortions).get("GNC", 0) > 0:
             noise_seed = int(rng.integers(0, 2**63 - 1))
-    return ChallengeParams(level, angle, crop, hflip, vflip, distortions, noise_seed)
+    return ChallengeParams(level, angle, crop, hflip, vflip, distortions, noise_seed, cache_resave)

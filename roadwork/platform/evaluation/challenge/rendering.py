@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from roadwork.platform.evaluation.challenge.cache import resave_image
 from roadwork.platform.evaluation.challenge.distortions import (
     color_contrast,
     color_saturation,
@@ -201,8 +202,12 @@ def apply_distortions(img: np.ndarray, params: ChallengeParams) -> np.ndarray:
 def render(image: Image.Image, params: ChallengeParams) -> Image.Image:
     """The 224 x 224 RGB challenge image before the JPEG encoding.
 
-    Raises ``ValueError`` naming ``crop`` when the crop box does not fit the image.
+    With ``params.cache_resave`` the transforms start from the validator cache's JPEG re-save of ``image``
+    (:mod:`.cache`), as they do for real rows.  Raises ``ValueError`` naming ``crop`` when the crop box does
+    not fit the image.
     """
+    if params.cache_resave:
+        image = resave_image(image)
     if image.mode != "RGB":
         image = image.convert("RGB")
     if params.level == 0:
