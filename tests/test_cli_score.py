@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from roadwork.platform.evaluation.scoring import read_predictions_csv
+from tests.helpers import as_json, roadwork
 from tests.platform.scoring_reference import reference_scores
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def score_json(home: Path, csv: Path) -> dict:
-    """`roadwork score CSV --json` as a user runs it: a fresh process, no ROADWORK_ settings but the home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")} | {"ROADWORK_HOME": str(home)}
-    done = subprocess.run([sys.executable, "-m", "roadwork.cli", "score", str(csv), "--json"], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=600, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
+    """`roadwork score CSV --json` as a user runs it."""
+    return as_json(roadwork(home, "score", str(csv), "--json"))
 
 
 def test_score_reads_nan_and_infinities_and_zeroes_their_windows(tmp_path: Path) -> None:
