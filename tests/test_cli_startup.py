@@ -18,7 +18,8 @@ from roadwork.platform import users
 from tests.conftest import ROOT
 
 # Seconds of import each (torch alone is several): none of them has any business in a listing or in --help.
-HEAVY = ("torch", "transformers", "scipy", "sklearn", "cv2", "pyarrow", "peft", "kornia", "plotly", "pandas")
+HEAVY = ("torch", "transformers", "scipy", "sklearn", "cv2", "pyarrow", "peft", "kornia", "plotly", "pandas",
+         "alembic")  # migrating a database already at head needs no Alembic (db.engine.at_head)
 
 # Runs the console entry point in-process with the given arguments, then writes the heavy modules it loaded to
 # the file named by $STARTUP_REPORT (stdout belongs to the command).
