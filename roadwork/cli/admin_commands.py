@@ -1,4 +1,6 @@
-"""`roadwork db ...`, `settings ...`, `dashboard` and `demo`: the installation itself."""
+"""`roadwork db ...`, `settings ...`, `dashboard` and `demo`: the installation itself.
+
+Top-level commands are plain functions here; `roadwork.cli.app` registers them in the order `--help` lists."""
 
 from __future__ import annotations
 

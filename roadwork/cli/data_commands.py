@@ -1,4 +1,6 @@
-"""`roadwork data ...` and `roadwork mine`: the datasets the trainer reads, synthetic and hard-negative."""
+"""`roadwork data ...` and `roadwork mine`: the datasets the trainer reads, synthetic and hard-negative.
+
+Top-level commands are plain functions here; `roadwork.cli.app` registers them in the order `--help` lists."""
 
 from __future__ import annotations
 

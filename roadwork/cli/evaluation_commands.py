@@ -1,4 +1,6 @@
-"""`roadwork evaluate`, `score`, `challenge ...` and `ab ...`: judging versions as validators do."""
+"""`roadwork evaluate`, `score`, `challenge ...` and `ab ...`: judging versions as validators do.
+
+Top-level commands are plain functions here; `roadwork.cli.app` registers them in the order `--help` lists."""
 
 from __future__ import annotations
 

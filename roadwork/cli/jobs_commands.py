@@ -1,4 +1,6 @@
-"""`roadwork scheduler` and `roadwork jobs ...`: the scheduler runs jobs; every change is a row in its commands table."""
+"""`roadwork scheduler` and `roadwork jobs ...`: the scheduler runs jobs; every change is a row in its commands table.
+
+Top-level commands are plain functions here; `roadwork.cli.app` registers them in the order `--help` lists."""
 
 from __future__ import annotations
 

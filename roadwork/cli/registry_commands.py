@@ -1,5 +1,7 @@
 """`roadwork versions`, `history`, `deploy`, `rollback`, `export`, `predict` and the gate's `candidates`, `approve`,
-`reject`: the model registry and what is live."""
+`reject`: the model registry and what is live.
+
+Top-level commands are plain functions here; `roadwork.cli.app` registers them in the order `--help` lists."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 """`roadwork train`, `ensemble`, `ablate`, `ablations` and the trainer's probes (lr-find, batch-size, augment-preview).
 
-The trainer (torch, transformers) is imported inside each command, so that the rest of the CLI starts fast."""
+The trainer (torch, transformers) is imported inside each command, so that the rest of the CLI starts fast.
+
+Top-level commands are plain functions here; `roadwork.cli.app` registers them in the order `--help` lists."""
 
 from __future__ import annotations
 
