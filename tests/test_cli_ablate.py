@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from roadwork.cli import app
+from roadwork.cli.app import app
 from roadwork.db import ablations as store
 from roadwork.db.engine import make_engine, read_session, write_session
 from roadwork.db.repo import NotFoundError

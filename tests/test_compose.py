@@ -8,7 +8,7 @@ import click
 import typer
 import yaml
 
-from roadwork.cli import app
+from roadwork.cli.app import app
 from roadwork.settings import Settings
 from tests.conftest import ROOT
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import threading
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -98,8 +100,52 @@ def alembic_config(url: str):  # noqa: ANN201 - alembic.config.Config
     return cfg
 
 
+def script_heads() -> set[str] | None:
+    """The head revisions of our migration scripts, read from their `revision` / `down_revision` assignments
+    without importing Alembic; None when a script does not spell them as plain literals (then ask Alembic)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
+        values = {}
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                name, value = node.targets[0].id, node.value
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+                name, value = node.target.id, node.value
+            else:
+                continue
+            if name in ("revision", "down_revision"):
+                try:
+                    values[name] = ast.literal_eval(value)
+                except ValueError:
+                    return None
+        if not isinstance(values.get("revision"), str):
+            return None
+        revisions.add(values["revision"])
+        down = values.get("down_revision")
+        parents.update(down if isinstance(down, tuple | list) else [down] if down else [])
+    return revisions - parents
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the database's Alembic revision is the single head of the scripts (False when unsure)."""
+    heads = script_heads()
+    if not heads or len(heads) != 1:
+        return False
+    try:
+        with engine.connect() as conn:
+            current = set(conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalars())
+    except DBAPIError:  # no alembic_version table: a new database
+        return False
+    return current == heads
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Apply Alembic migrations up to `revision` (idempotent)."""
+    if revision == "head" and at_head(engine):
+        # Every process start lands here: skipping Alembic when there is nothing to do saves its imports
+        # (about 0.5 s of CPU, as much as the rest of a listing command).
+        return
     from alembic import command
 
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))

@@ -33,7 +33,7 @@ def run_demo(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Migrate, synthesise data (once), train, register, evaluate and deploy. Returns where everything is."""
-    from roadwork.cli import synthesize_with_progress
+    from roadwork.platform.synthetic_data import synthesize_with_progress
 
     engine = get_engine(settings.db_url)
     migrate(engine)

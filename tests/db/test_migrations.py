@@ -4,9 +4,10 @@ from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
-from roadwork.db.engine import current_revision, make_engine, migrate
+from roadwork.db.engine import alembic_config, at_head, current_revision, make_engine, migrate, script_heads
 from roadwork.db.models import Base
 
 EXPECTED_TABLES = {
@@ -46,3 +47,17 @@ def test_sqlite_file_in_a_new_directory(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'a' / 'b' / 'r.db'}")
     migrate(engine)
     assert (tmp_path / "a" / "b" / "r.db").exists()
+
+
+def test_heads_read_from_the_scripts_are_alembics() -> None:
+    assert script_heads() == set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+def test_a_database_behind_the_scripts_is_upgraded_and_one_at_head_is_left_alone(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    assert not at_head(engine)  # no alembic_version table yet
+    migrate(engine, "0002")
+    assert not at_head(engine) and "ablation_studies" not in inspect(engine).get_table_names()
+    migrate(engine)
+    assert at_head(engine) and current_revision(engine) == "0003"
+    assert "ablation_studies" in inspect(engine).get_table_names()

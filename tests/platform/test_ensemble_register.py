@@ -15,7 +15,7 @@ from PIL import Image
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from roadwork.cli import app
+from roadwork.cli.app import app
 from roadwork.settings import Settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session

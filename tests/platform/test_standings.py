@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from roadwork.cli import app
+from roadwork.cli.app import app
 from roadwork.db import repo
 from roadwork.db.engine import get_engine, read_session
 from roadwork.platform import standings as st

@@ -1,0 +1,191 @@
+"""`roadwork versions`, `history`, `deploy`, `rollback`, `export`, `predict` and the gate's `candidates`, `approve`,
+`reject`: the model registry and what is live.
+
+Top-level commands are plain functions here; `roadwork.cli.app` registers them in the order `--help` lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from roadwork.cli.context import actor, current_settings, migrated_engine
+from roadwork.cli.jobs_commands import WaitOpt, print_command, submit
+from roadwork.cli.output import JsonOpt, emit_json, err, jsonable, local, out, table
+
+
+def _print_deploy(result, as_json: bool, verb: str) -> None:  # noqa: ANN001
+    if as_json:
+        emit_json(result)
+        return
+    prev = result.previous.label if result.previous else "none"
+    out.print(f"{verb} {result.version.label} (was {prev}); published to:")
+    for path in result.published:
+        out.print(f"  {path}")
+
+
+def deploy(
+    version: Annotated[str, typer.Argument(help="Version: id, X.Y.Z or name:X.Y.Z.")],
+    reason: Annotated[str, typer.Option(help="Why (stored in the alias history).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish a version to every target and make it the champion."""
+    from roadwork.platform.registry.service import deploy as do_deploy
+
+    settings = current_settings()
+    result = do_deploy(migrated_engine(settings), settings, version, actor=actor(), reason=reason)
+    _print_deploy(result, as_json, "deployed")
+
+
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    to: Annotated[str | None, typer.Option(help="Version to restore; default: the previous champion.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an earlier version the champion again and republish it."""
+    from roadwork.platform.registry.service import rollback as do_rollback
+
+    settings = current_settings()
+    result = do_rollback(migrated_engine(settings), settings, to=to, reason=reason, actor=actor())
+    _print_deploy(result, as_json, "rolled back to")
+
+
+def versions(
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50, as_json: JsonOpt = False
+) -> None:
+    """List registered versions, newest first."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+
+    settings = current_settings()
+    with read_session(migrated_engine(settings)) as session:
+        items = repo.list_versions(session, limit)
+        champion = repo.alias_holder(session)
+        evals = repo.latest_evaluations(session)
+    if as_json:
+        emit_json([jsonable(v) | {"champion": champion is not None and v.id == champion.id} for v in items])
+        return
+    rows = []
+    for v in items:
+        e = evals.get(v.id)
+        rows.append([v.id, v.label, "champion" if champion and v.id == champion.id else "", local(v.created_at),
+                     f"{v.metrics.get('val_mcc', 0):.3f}", f"{e.mcc:.3f} (n={e.n})" if e else "",
+                     v.parent_id or "", (v.data_fingerprint or "")[:12]])
+    table("versions", ["id", "version", "alias", "created", "train val MCC", "last eval MCC", "parent", "data"], rows)
+
+
+def history(
+    alias: Annotated[str, typer.Option(help="Alias.")] = "champion",
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """The alias history: every deploy and rollback, who, when, why."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+
+    settings = current_settings()
+    with read_session(migrated_engine(settings)) as session:
+        events = repo.alias_history(session, alias, limit)
+        holder = repo.alias_holder(session, alias)
+        names = repo.versions_by_id(session, {e.to_version_id for e in events} | {e.from_version_id for e in events if e.from_version_id})
+    if as_json:
+        emit_json({"alias": alias, "current": holder, "events": events})
+        return
+    out.print(f"{alias}: {holder.label if holder else 'not set'}")
+    table("history", ["when", "action", "from", "to", "actor", "reason"],
+          [[local(e.created_at), e.action, names[e.from_version_id].version if e.from_version_id else "",
+            names[e.to_version_id].version, e.actor, e.reason] for e in events])
+
+
+def export(
+    version: Annotated[str, typer.Argument(help="Version: id, X.Y.Z or name:X.Y.Z.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) directory to write the model repository to.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a version as a Hugging Face model repository the stock miner can load (trust_remote_code)."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+    from roadwork.platform.registry.packaging import export_version
+    from roadwork.platform.registry.service import checkout
+
+    settings = current_settings()
+    with read_session(migrated_engine(settings)) as session:
+        v = repo.get_version(session, version)
+    path = export_version(checkout(settings, v), v, settings, out_dir)
+    result = {"version": v.label, "path": str(path.resolve()), "files": sorted(p.name for p in path.iterdir())}
+    emit_json(result) if as_json else out.print(f"exported {v.label} to {result['path']}")
+
+
+def predict(
+    model: Annotated[str, typer.Argument(help="An exported model directory, or a version (id, X.Y.Z, name:X.Y.Z).")],
+    images: Annotated[list[Path], typer.Argument(help="Image files (JPEG, PNG, ...).")],
+    b64: Annotated[bool, typer.Option("--base64", help="The files hold base64 text, as validators send.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the calibrated roadwork probability of each image, one per line (what the miner would answer)."""
+    from roadwork.trainer.data.records import BadImageError
+    from roadwork.trainer.eval.predict import Predictor
+
+    path = Path(model)
+    if path.is_dir():
+        predictor = Predictor.load(path)
+    else:
+        from roadwork.db import repo
+        from roadwork.db.engine import read_session
+        from roadwork.platform.registry.service import checkout
+
+        settings = current_settings()
+        with read_session(migrated_engine(settings)) as session:
+            predictor = Predictor.load(checkout(settings, repo.get_version(session, model)))
+    results, failed = [], 0
+    for image in images:
+        try:
+            score: float | None = predictor.predict_bytes(image.read_bytes(), is_base64=b64)
+        except (OSError, BadImageError) as exc:
+            err.print(f"[red]error:[/red] {image}: {exc}", highlight=False)
+            score, failed = None, failed + 1
+        results.append({"image": str(image), "score": score})
+        if not as_json and score is not None:
+            print(f"{score:.6f}")
+    if as_json:
+        emit_json(results)
+    if failed:
+        raise typer.Exit(1)
+
+
+
+def candidates(as_json: JsonOpt = False) -> None:
+    """Candidates that passed the gate and wait for an operator (gate.policy manual)."""
+    from roadwork.db.engine import read_session
+    from roadwork.platform.evaluation.gate import latest_gate_event, pending_candidates
+
+    with read_session(migrated_engine(current_settings())) as session:
+        items = [(v, latest_gate_event(session, v.id)) for v in pending_candidates(session)]
+    if as_json:
+        emit_json([{"version": v, "gate": e} for v, e in items])
+        return
+    table("waiting for approval", ["version", "gated", "reasons"],
+          [[v.label, local(e.created_at), e.reason[:120]] for v, e in items])
+
+
+def approve(
+    version: Annotated[str, typer.Argument(help="A candidate that passed the gate.")],
+    reason: Annotated[str, typer.Option(help="Why (stored with the deploy).")] = "approved",
+    wait: WaitOpt = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the scheduler to deploy a gated candidate."""
+    print_command(submit("approve", {"version": version}, reason=reason, wait=wait), as_json)
+
+
+def reject(
+    version: Annotated[str, typer.Argument(help="A candidate that passed the gate.")],
+    reason: Annotated[str, typer.Option(help="Why (required).")],
+    wait: WaitOpt = 0.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the scheduler to reject a gated candidate."""
+    if not reason.strip():
+        raise ValueError("a rejection needs a reason (--reason)")
+    print_command(submit("reject", {"version": version}, reason=reason, wait=wait), as_json)
