@@ -23,12 +23,12 @@ from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
-from roadwork.settings import load_settings
 from roadwork.dashboard import auth
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import dispose_engines, make_engine, read_session, write_session
 from roadwork.platform import users
+from roadwork.settings import load_settings
 
 DB_NAME = "roadwork.db"  # the default `<home>/roadwork.db` of `Settings.db_url`
 
@@ -135,11 +135,11 @@ def seeded_home(empty_home: Path) -> Seeded:
 
 
 @pytest.fixture
-def read_db(empty_home: Path):  # noqa: ANN201 - a context-manager factory
+def read_db(empty_home: Path):
     """Open a read session on the test home's registry: `with read_db() as session: ...`."""
     engines = []
 
-    def opener():  # noqa: ANN202
+    def opener():
         engine = make_engine(load_settings().db_url)
         engines.append(engine)
         return read_session(engine)

@@ -9,7 +9,7 @@ from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
-from roadwork.dashboard import auth, services
+from roadwork.dashboard import auth, context, services
 from roadwork.db import repo
 from roadwork.platform import users
 from tests.dashboard.conftest import Login, add_user, sign_in
@@ -39,7 +39,7 @@ def shows_sign_in_form(at: AppTest) -> bool:
     return {"signin_username", "signin_password"} <= keys and not titles(at) & PAGE_TITLES
 
 
-def audit_actions(read_db) -> list[str]:  # noqa: ANN001
+def audit_actions(read_db) -> list[str]:
     with read_db() as session:
         return [a.action for a in reversed(repo.list_audit(session, limit=100))]
 
@@ -118,7 +118,7 @@ def test_an_expired_session_shows_the_sign_in_form_again(seeded_home, operator) 
 
 
 def test_a_disabled_user_is_signed_out_and_a_changed_role_applies_at_once(seeded_home, operator, viewer) -> None:
-    engine = services._engine_for(seeded_home.db_url)  # noqa: SLF001
+    engine = context.engine_for(seeded_home.db_url)
     at = sign_in(app(), viewer).run()
     users.set_role(engine, viewer.username, "operator", operator.username, "on call")
     at.run()
@@ -185,7 +185,7 @@ def test_users_page_is_listed_for_operators_only(seeded_home, operator, viewer, 
     listed: list[dict[str, str]] = []
     navigation = st.navigation
 
-    def recording(pages, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def recording(pages, **kwargs):
         listed.append({p.title: p.visibility for p in pages})
         return navigation(pages, **kwargs)
 
@@ -233,7 +233,7 @@ def test_users_page_as_an_operator_adds_a_user(seeded_home, operator, read_db) -
     assert (event.action, event.actor, event.target, event.reason) == (
         "user_created", operator.username, "newbie", "new analyst")
     assert "newbie-password-1" not in repr(event)
-    engine = services._engine_for(seeded_home.db_url)  # noqa: SLF001
+    engine = context.engine_for(seeded_home.db_url)
     assert users.authenticate(engine, "newbie", "newbie-password-1") is not None
 
 

@@ -11,7 +11,7 @@ from tests.dashboard.test_auth import app
 
 
 @pytest.fixture
-def gated(seeded_home):  # noqa: ANN001, ANN201
+def gated(seeded_home):
     """0.3.0 passed the gate and waits for an operator."""
     engine = make_engine(seeded_home.db_url)
     with write_session(engine) as s:
@@ -22,7 +22,7 @@ def gated(seeded_home):  # noqa: ANN001, ANN201
     engine.dispose()
 
 
-def _deployments(login):  # noqa: ANN001, ANN202
+def _deployments(login):
     at = sign_in(app(), login).run()
     at.switch_page("views/deployments.py").run()
     assert not at.exception, at.exception

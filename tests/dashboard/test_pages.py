@@ -42,7 +42,7 @@ TABLE_COLUMN = {
 }
 
 
-def table(at: AppTest, key: str):  # noqa: ANN201 - pandas DataFrame
+def table(at: AppTest, key: str):
     frames = [d.value for d in at.dataframe if TABLE_COLUMN[key] in d.value.columns]
     assert len(frames) == 1, f"expected one table {key!r}, found {len(frames)}"
     return frames[0]
@@ -145,7 +145,7 @@ def test_overview_empty_state_message(operator, empty_home) -> None:
 
 
 @pytest.fixture
-def kolkata_time(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def kolkata_time(monkeypatch: pytest.MonkeyPatch):
     """The process in UTC+05:30 (no daylight saving), restored afterwards."""
     import time
 
