@@ -56,11 +56,7 @@ def show_commands() -> None:
     latest = queries.commands()
     if latest:
         st.caption("Requested tests (the scheduler creates and runs them):")
-        st.dataframe(
-            widgets.command_rows(latest), hide_index=True, width="stretch", key="ab_commands",
-            column_config={"requested": st.column_config.DatetimeColumn("requested", **DATETIME_COLUMN),
-                           "applied": st.column_config.DatetimeColumn("applied", **DATETIME_COLUMN)},
-        )
+        widgets.commands_table(latest, key="ab_commands")
 
 
 show_commands()
@@ -124,7 +120,7 @@ arms = [(f"A: {test.version_a}", result.arm_a), (f"B: {test.version_b}", result.
 left, right = st.columns([2, 3])
 left.plotly_chart(
     charts.ab_arm_mcc([name for name, _ in arms], [a["mcc"] for _, a in arms],
-                          [a["mcc_ci_low"] for _, a in arms], [a["mcc_ci_high"] for _, a in arms]),
+                      [a["mcc_ci_low"] for _, a in arms], [a["mcc_ci_high"] for _, a in arms]),
     key="ab_arm_chart",
 )
 right.dataframe(

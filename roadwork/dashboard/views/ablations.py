@@ -74,8 +74,8 @@ else:
     if shown:
         st.plotly_chart(
             charts.ablation_deltas([f"{r.component} {r.direction}" for r in shown],
-                                            [r.delta for r in shown], [r.ci_low for r in shown],
-                                            [r.ci_high for r in shown]),
+                                   [r.delta for r in shown], [r.ci_low for r in shown],
+                                   [r.ci_high for r in shown]),
             key="ablations_chart",
         )
 

@@ -56,7 +56,7 @@ if counts:
     left, right = st.columns([3, 2])
     left.plotly_chart(
         charts.hard_negative_counts([f"{c}={v}" for c, v in cells],
-                                        {r: [per_cell.get((c, v, r), 0) for c, v in cells] for r in reasons}),
+                                    {r: [per_cell.get((c, v, r), 0) for c, v in cells] for r in reasons}),
         key="hn_counts_chart",
     )
     right.dataframe(

@@ -152,14 +152,7 @@ def show_commands() -> None:
     if not latest:
         st.caption("No job commands yet.")
         return
-    st.dataframe(
-        widgets.command_rows(latest),
-        hide_index=True,
-        width="stretch",
-        key="jobs_commands",
-        column_config={"requested": st.column_config.DatetimeColumn("requested", **DATETIME_COLUMN),
-                       "applied": st.column_config.DatetimeColumn("applied", **DATETIME_COLUMN)},
-    )
+    widgets.commands_table(latest, key="jobs_commands")
     st.caption("Applied by the scheduler; a pending command waits for it.")
 
 

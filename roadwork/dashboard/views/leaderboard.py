@@ -95,12 +95,12 @@ if chosen:
     left, right = st.columns(2)
     left.plotly_chart(
         charts.standing_lines({name(u): [(p.taken_at, p.rank) for p in history[u]] for u in chosen},
-                                  ours=ours, y_title="place", reverse=True),
+                              ours=ours, y_title="place", reverse=True),
         key="lb_place_chart",
     )
     right.plotly_chart(
         charts.standing_lines({name(u): [(p.taken_at, p.incentive) for p in history[u]] for u in chosen},
-                                  ours=ours, y_title="incentive"),
+                              ours=ours, y_title="incentive"),
         key="lb_incentive_chart",
     )
 else:
@@ -110,6 +110,6 @@ else:
 st.subheader("Incentive across miners")
 st.plotly_chart(
     charts.incentive_histogram([m.incentive or 0.0 for m in miners],
-                                   standing.incentive if standing and standing.found else None),
+                               standing.incentive if standing and standing.found else None),
     key="lb_histogram",
 )

@@ -64,7 +64,7 @@ if not matrix.columns:
 else:
     st.plotly_chart(
         charts.condition_heatmap(matrix.rows, matrix.columns, matrix.mcc, matrix.n, matrix.ci_low,
-                                         matrix.ci_high, reference_row=matrix.champion_row),
+                                 matrix.ci_high, reference_row=matrix.champion_row),
         key="models_condition_heatmap",
     )
     partial = matrix.total_versions > len(matrix.rows)
@@ -163,9 +163,9 @@ else:
         else:
             st.plotly_chart(
                 charts.threshold_sweep(detail.sweep.thresholds, detail.sweep.mcc,
-                                               best_threshold=detail.sweep.best_threshold,
-                                               best_mcc=detail.sweep.best_mcc,
-                                               calibrated_threshold=detail.calibration_threshold),
+                                       best_threshold=detail.sweep.best_threshold,
+                                       best_mcc=detail.sweep.best_mcc,
+                                       calibrated_threshold=detail.calibration_threshold),
                 key="models_sweep_chart",
             )
     with right:

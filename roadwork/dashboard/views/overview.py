@@ -77,7 +77,7 @@ if standing.found:
     if len(standing.trend) > 1:
         st.plotly_chart(
             charts.standing_trend([p.when for p in standing.trend], [p.incentive for p in standing.trend],
-                                          [p.rank for p in standing.trend]),
+                                  [p.rank for p in standing.trend]),
             key="overview_standing_trend",
         )
 if standing.taken_at is not None:
