@@ -47,6 +47,6 @@ def snapshot_miner_cells(session: Session, snapshot_ids: list[int]) -> dict[int,
     query = (select(r.snapshot_id, r.uid, r.hotkey, r.incentive, r.emission, r.trust, r.validator_permit)
              .where(r.snapshot_id.in_(snapshot_ids)).order_by(r.snapshot_id, r.uid))
     rows: dict[int, list[MinerCells]] = {}
-    for snapshot_id, *cells in session.execute(query):
-        rows.setdefault(snapshot_id, []).append(MinerCells(*cells))
+    for row in session.execute(query):
+        rows.setdefault(row[0], []).append(MinerCells._make(row[1:]))
     return rows
