@@ -20,9 +20,7 @@ from roadwork.db.ablations import AblationRow, AblationStudy
 from roadwork.db.engine import make_engine, write_session
 from roadwork.settings import load_settings
 from roadwork.trainer.config import TrainConfig
-from tests.dashboard.conftest import Login, sign_in
-from tests.dashboard.test_auth import app
-from tests.dashboard.test_pages import page_text
+from tests.dashboard.conftest import Login, app, page_text, sign_in
 
 PAGE = "views/ablations.py"
 CREATE_COMMAND = "roadwork ablate --config configs/tiny.yaml --components gps_sampling,augmentation --seeds 0,1,2"

@@ -12,14 +12,9 @@ from roadwork.clock import utcnow
 from roadwork.dashboard import auth, context, services
 from roadwork.db import repo
 from roadwork.platform import users
-from tests.dashboard.conftest import Login, add_user, sign_in
-from tests.dashboard.test_pages import APP, TIMEOUT_S, page_text, table
+from tests.dashboard.conftest import Login, add_user, app, page_text, sign_in, table
 
 PAGE_TITLES = {"Overview", "Models", "Deployments", "Users"}
-
-
-def app() -> AppTest:
-    return AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
 
 
 def titles(at: AppTest) -> set[str]:

@@ -8,8 +8,6 @@ action must write exactly one scheduler command and one audit event, with the op
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -28,18 +26,17 @@ from roadwork.db import repo
 from roadwork.db.engine import dispose_engines, make_engine, read_session
 from roadwork.platform.jobs.scheduler import next_fire_times
 from roadwork.settings import load_settings
-from tests.conftest import DB_NAME, ROOT
+from tests.conftest import ROOT
+from tests.dashboard.conftest import OPS_OPERATOR, OPS_VIEWER, use_home
 from tests.dashboard.ops_seed import (
     OUR_UID,
     STALE_ERROR_PART,
-    OpsSeed,
     create_user,
-    seed,
 )
 
 PAGES_DIR = ROOT / "roadwork" / "dashboard" / "views"
 PAGES = ["jobs", "ab_tests", "hard_negatives", "leaderboard"]
-OPERATOR, VIEWER = "olga", "vera"
+OPERATOR, VIEWER = OPS_OPERATOR, OPS_VIEWER
 TIMEOUT_S = 30
 
 
@@ -53,46 +50,10 @@ def same_schedule(shown: str, configured: str) -> bool:
     return next_fire_times(shown, 10) == next_fire_times(configured, 10)
 
 
-def _clean_env(mp: pytest.MonkeyPatch, home: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("ROADWORK_"):
-            mp.delenv(key)
-    mp.setenv("ROADWORK_HOME", str(home))
-    mp.setenv("ROADWORK_UID", str(OUR_UID))
-
-
-@pytest.fixture(scope="session")
-def ops_seed(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> OpsSeed:
-    """A template home seeded once per session (scheduler registration and pool synthesis are the slow parts)."""
-    home = tmp_path_factory.mktemp("ops-template")
-    shutil.copyfile(template_db, home / DB_NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        _clean_env(mp, home)
-        return seed(home, load_settings(), {OPERATOR: "operator", VIEWER: "viewer"})
-
-
-def _home(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    _clean_env(monkeypatch, tmp_path)
-    shutil.copyfile(db, tmp_path / DB_NAME)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    return tmp_path
-
-
-@pytest.fixture
-def ops_home(tmp_path: Path, ops_seed: OpsSeed, monkeypatch: pytest.MonkeyPatch) -> OpsSeed:
-    """A fresh copy of the seeded registry as `ROADWORK_HOME` (our UID set), with an operator and a viewer."""
-    _home(tmp_path, ops_seed.home / DB_NAME, monkeypatch)
-    yield ops_seed
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    dispose_engines()
-
-
 @pytest.fixture
 def bare_home(tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty, migrated registry but for the operator."""
-    home = _home(tmp_path, template_db, monkeypatch)
+    home = use_home(tmp_path, template_db, monkeypatch)
     engine = make_engine(load_settings().db_url)
     try:
         create_user(engine, OPERATOR, "operator")

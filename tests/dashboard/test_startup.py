@@ -22,8 +22,8 @@ from roadwork.db import models as m
 from roadwork.db.engine import make_engine, write_session
 from roadwork.settings import load_settings
 from tests.conftest import ROOT
+from tests.dashboard.conftest import OPS_OPERATOR
 from tests.dashboard.ops_seed import OpsSeed
-from tests.dashboard.test_ops_pages import OPERATOR, ops_home, ops_seed  # noqa: F401 - fixtures
 
 HEAVY = ("torch", "transformers", "scipy", "sklearn", "cv2", "pyarrow")
 VIEWS = sorted(p.name for p in (ROOT / "roadwork" / "dashboard" / "views").glob("*.py"))
@@ -63,14 +63,15 @@ print(json.dumps({"exceptions": [str(e.value) for e in at.exception], "titles": 
 
 def _render_alone(page: str) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(ROOT / "roadwork" / "dashboard" / "views" / page),
-                           OPERATOR, ",".join(HEAVY)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    command = [sys.executable, "-c", CHILD, str(ROOT / "roadwork" / "dashboard" / "views" / page), OPS_OPERATOR,
+               ",".join(HEAVY)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.parametrize("page", VIEWS)
-def test_page_imports_no_model_stack(ops_home: OpsSeed, tmp_path: Path, page: str) -> None:  # noqa: F811
+def test_page_imports_no_model_stack(ops_home: OpsSeed, tmp_path: Path, page: str) -> None:
     if page == "hard_negatives.py":
         # The gallery's thumbnails of a parquet pool are read by the trainer's reader (pyarrow, and torch with it),
         # only when a pool is on this machine; the sets, counts and items shown by id need neither.
