@@ -14,9 +14,9 @@ _ROOT = str(Path(__file__).resolve().parents[2])
 if _ROOT not in sys.path:
     sys.path.append(_ROOT)
 
-import streamlit as st
+import streamlit as st  # noqa: E402
 
-from roadwork.dashboard import auth
+from roadwork.dashboard import auth  # noqa: E402
 
 PAGES = Path(__file__).with_name("views")
 

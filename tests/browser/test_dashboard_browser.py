@@ -86,11 +86,11 @@ def _tail(path: Path, n: int = 4000) -> str:
 
 def _seed(home: Path, checkpoint_dir: Path) -> dict[str, int]:
     """0.1.0, then 0.2.0 deployed (0.2.0 champion), 0.3.0 passed the gate and waits; an operator and a viewer."""
+    from roadwork.settings import load_settings
     from roadwork.db import repo
     from roadwork.db.engine import make_engine, migrate, write_session
     from roadwork.platform import users
     from roadwork.platform.registry import service as registry
-    from roadwork.settings import load_settings
 
     settings = load_settings()
     assert str(home) in settings.db_url
@@ -115,7 +115,7 @@ def _seed(home: Path, checkpoint_dir: Path) -> dict[str, int]:
 
 
 @contextmanager
-def _registry(db_url: str):
+def _registry(db_url: str):  # noqa: ANN202 - a read session
     from roadwork.db.engine import make_engine, read_session
 
     engine = make_engine(db_url)
@@ -211,7 +211,7 @@ def _scheduler_and_dashboard(home: Path, logs: Path) -> Iterator[Running]:
 # --- the browser -----------------------------------------------------------------------------------------------
 
 
-def _settled(page, title: str) -> None:
+def _settled(page, title: str) -> None:  # noqa: ANN001 - playwright Page
     """Wait until the page shows the heading `title` and Streamlit has finished the run: the app reports
     `notRunning`, no 'Running...' status widget, no loading skeleton (twice, a moment apart, so that a rerun
     that follows at once, such as `st.rerun()` after signing in, is waited out too)."""
@@ -223,7 +223,7 @@ def _settled(page, title: str) -> None:
         page.wait_for_timeout(300)
 
 
-def _open(page, title: str) -> None:
+def _open(page, title: str) -> None:  # noqa: ANN001
     """Open a page through its sidebar link (a page load would start a new session, signed out)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -241,11 +241,11 @@ def _open(page, title: str) -> None:
     _settled(page, title)
 
 
-def _nav(page) -> list[str]:
+def _nav(page) -> list[str]:  # noqa: ANN001
     return [s.get_attribute("label") for s in page.locator('[data-testid="stSidebarNav"] a span[label]').all()]
 
 
-def _shot(page, role: str, title: str) -> Path:
+def _shot(page, role: str, title: str) -> Path:  # noqa: ANN001
     """A screenshot of the whole page. Streamlit scrolls inside its main container, not the document, so the
     viewport is stretched to the content's height for the picture, and restored after."""
     path = SCREENSHOTS / f"{role}-{re.sub(r'[^a-z0-9]+', '-', title.lower()).strip('-')}.png"
@@ -261,7 +261,7 @@ def _shot(page, role: str, title: str) -> Path:
     return path
 
 
-def _sign_in(page, login: tuple[str, str]) -> None:
+def _sign_in(page, login: tuple[str, str]) -> None:  # noqa: ANN001
     _settled(page, "Roadwork Ops")
     page.get_by_label("Username", exact=True).fill(login[0])
     page.get_by_label("Password", exact=True).fill(login[1])
@@ -270,7 +270,7 @@ def _sign_in(page, login: tuple[str, str]) -> None:
     _settled(page, "Overview")
 
 
-def _mutating_controls(page) -> list[str]:
+def _mutating_controls(page) -> list[str]:  # noqa: ANN001
     """The state-changing controls on the page: buttons by label, and operators' form widgets by key."""
     found = []
     for button in page.get_by_role("button").all():
@@ -287,9 +287,9 @@ def test_operator_approves_and_rolls_back_viewer_changes_nothing(
     _require_browser()  # before the checkpoint is trained: a skip costs nothing
     from playwright.sync_api import sync_playwright
 
+    from roadwork.settings import load_settings
     from roadwork.dashboard.context import CACHE_TTL_S
     from roadwork.db import repo
-    from roadwork.settings import load_settings
 
     home = tmp_path / "home"
     home.mkdir()

@@ -136,11 +136,11 @@ def seeded_home(empty_home: Path) -> Seeded:
 
 
 @pytest.fixture
-def read_db(empty_home: Path):
+def read_db(empty_home: Path):  # noqa: ANN201 - a context-manager factory
     """Open a read session on the test home's registry: `with read_db() as session: ...`."""
     engines = []
 
-    def opener():
+    def opener():  # noqa: ANN202
         engine = make_engine(load_settings().db_url)
         engines.append(engine)
         return read_session(engine)

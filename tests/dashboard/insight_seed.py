@@ -11,16 +11,11 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from roadwork.clock import utcnow
+from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import write_session
-from roadwork.platform.standings import (
-    Fetched,
-    MinerRow,
-    StandingsError,
-    poll_standings,
-)
-from roadwork.settings import Settings
+from roadwork.platform.standings import Fetched, MinerRow, StandingsError, poll_standings
 
 OUR_UID = 7
 CHAMPION_DAYS = 10  # the champion's deploy happened this many days before the seed's `now`
@@ -76,7 +71,7 @@ def cells(mcc: float, conditions: dict[str, list[str]]) -> list[repo.ConditionCe
 REPLAY_CONDITIONS = {"level": ["0", "1", "2", "3"], "source": ["real", "t2i", "i2i"], "weather": ["Clear", "Rain"]}
 
 
-def _version(session, version: str, i: int, parent: int | None, now: dt.datetime, **extra) -> int:
+def _version(session, version: str, i: int, parent: int | None, now: dt.datetime, **extra) -> int:  # noqa: ANN001, ANN003
     return repo.create_version(
         session, name="roadwork-ops", version=version, artifact_sha256=f"{i:064x}", artifact_path=f"/a/{version}",
         config={"model": {"backbone": "tiny"}}, metrics=extra.pop("metrics", {"val_mcc": 0.6 + i / 100}),
@@ -85,7 +80,7 @@ def _version(session, version: str, i: int, parent: int | None, now: dt.datetime
     ).id
 
 
-def _deploy(session, version_id: int, when: dt.datetime) -> None:
+def _deploy(session, version_id: int, when: dt.datetime) -> None:  # noqa: ANN001
     """`repo.move_alias` at time `when` in the past (alias events are immutable once written)."""
     current = session.get(m.Alias, repo.CHAMPION)
     event = m.AliasEvent(alias=repo.CHAMPION, action="deploy", from_version_id=current.version_id if current else None,
@@ -99,11 +94,11 @@ def _deploy(session, version_id: int, when: dt.datetime) -> None:
     session.flush()
 
 
-def _audit(session, action: str, target: str, reason: str, when: dt.datetime, actor: str = "scheduler") -> None:
+def _audit(session, action: str, target: str, reason: str, when: dt.datetime, actor: str = "scheduler") -> None:  # noqa: ANN001
     session.add(m.AuditEvent(actor=actor, action=action, target=target, reason=reason, created_at=when))
 
 
-def seed_versions(session, now: dt.datetime) -> History:
+def seed_versions(session, now: dt.datetime) -> History:  # noqa: ANN001
     """0.1.0 -> 0.2.0 -> 0.3.0 (champion, deployed CHAMPION_DAYS ago) -> 0.4.0 (hard negatives, ablation)."""
     ids: dict[str, int] = {}
     ids["0.1.0"] = _version(session, "0.1.0", 1, None, now)
@@ -158,7 +153,7 @@ def seed_standings(engine: Engine, settings: Settings, now: dt.datetime) -> None
     poll_standings(engine, settings, _Snapshot(error="HTTP 503 from the API"), now - dt.timedelta(minutes=10))
 
 
-def seed_operations(session, now: dt.datetime) -> None:
+def seed_operations(session, now: dt.datetime) -> None:  # noqa: ANN001
     """Alerts (two in the last 24 h, one older) and failures (a failed and a missed run, a failed deploy)."""
     _audit(session, "alert", "rank_drop", "UID 7 fell from rank 2 to 9 of 9 miners", now - dt.timedelta(hours=1),
            actor="leaderboard")

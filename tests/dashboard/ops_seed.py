@@ -17,10 +17,10 @@ import numpy as np
 from sqlalchemy import Engine, update
 
 from roadwork.clock import utcnow
+from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import make_engine, write_session
-from roadwork.settings import Settings
 
 OUR_UID = 3
 LOG_LINES = 250  # more than the 200 the page shows
@@ -42,7 +42,7 @@ class OpsSeed:
     stale_taken_at: dt.datetime
 
 
-def _versions(s, now: dt.datetime) -> dict[str, int]:
+def _versions(s, now: dt.datetime) -> dict[str, int]:  # noqa: ANN001 - Session
     ids: dict[str, int] = {}
     parent = None
     for i, version in enumerate(["0.1.0", "0.2.0", "0.3.0"]):
@@ -56,7 +56,7 @@ def _versions(s, now: dt.datetime) -> dict[str, int]:
     return ids
 
 
-def _runs(s, now: dt.datetime, logs: Path) -> tuple[dict[str, int], Path]:
+def _runs(s, now: dt.datetime, logs: Path) -> tuple[dict[str, int], Path]:  # noqa: ANN001 - Session
     logs.mkdir(parents=True, exist_ok=True)
     ok_log, failed_log = logs / "train-ok.log", logs / "evaluate_champion-failed.log"
     ok_log.write_text("# train started\nepoch 1 mcc 0.71\ndone\n")

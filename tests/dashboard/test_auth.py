@@ -34,7 +34,7 @@ def shows_sign_in_form(at: AppTest) -> bool:
     return {"signin_username", "signin_password"} <= keys and not titles(at) & PAGE_TITLES
 
 
-def audit_actions(read_db) -> list[str]:
+def audit_actions(read_db) -> list[str]:  # noqa: ANN001
     with read_db() as session:
         return [a.action for a in reversed(repo.list_audit(session, limit=100))]
 
@@ -180,7 +180,7 @@ def test_users_page_is_listed_for_operators_only(seeded_home, operator, viewer, 
     listed: list[dict[str, str]] = []
     navigation = st.navigation
 
-    def recording(pages, **kwargs):
+    def recording(pages, **kwargs):  # noqa: ANN001, ANN003, ANN202
         listed.append({p.title: p.visibility for p in pages})
         return navigation(pages, **kwargs)
 

@@ -10,7 +10,7 @@ from tests.dashboard.conftest import app, sign_in
 
 
 @pytest.fixture
-def gated(seeded_home):
+def gated(seeded_home):  # noqa: ANN001, ANN201
     """0.3.0 passed the gate and waits for an operator."""
     engine = make_engine(seeded_home.db_url)
     with write_session(engine) as s:
@@ -21,7 +21,7 @@ def gated(seeded_home):
     engine.dispose()
 
 
-def _deployments(login):
+def _deployments(login):  # noqa: ANN001, ANN202
     at = sign_in(app(), login).run()
     at.switch_page("views/deployments.py").run()
     assert not at.exception, at.exception

@@ -36,7 +36,7 @@ TIMEOUT_S = 60
 
 
 @pytest.fixture
-def db(empty_home, monkeypatch: pytest.MonkeyPatch):
+def db(empty_home, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
     """An engine on the test home's registry, with our UID configured."""
     monkeypatch.setenv("ROADWORK_UID", str(seed.OUR_UID))
     engine = make_engine(load_settings().db_url)
@@ -45,11 +45,11 @@ def db(empty_home, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.fixture
-def history(db) -> seed.History:
+def history(db) -> seed.History:  # noqa: ANN001
     return seed.seed_history(db, load_settings())
 
 
-def _sign_in(at: AppTest, engine) -> None:
+def _sign_in(at: AppTest, engine) -> None:  # noqa: ANN001
     """Sign the AppTest session in as an operator, when the app has a sign-in (it checks the users table too)."""
     try:
         from roadwork.dashboard.auth import SESSION_KEY, SignedIn
@@ -61,7 +61,7 @@ def _sign_in(at: AppTest, engine) -> None:
     at.session_state[SESSION_KEY] = SignedIn("tester", "operator", utcnow() + dt.timedelta(hours=1))
 
 
-def open_page(page: str, engine) -> AppTest:
+def open_page(page: str, engine) -> AppTest:  # noqa: ANN001
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
     _sign_in(at, engine)
     at.run()
@@ -77,13 +77,13 @@ def text(at: AppTest) -> str:
     return "\n".join(str(e.value) for kind in kinds for e in at.get(kind))
 
 
-def metric(at: AppTest, label: str):
+def metric(at: AppTest, label: str):  # noqa: ANN201 - a Metric element
     found = [x for x in at.metric if x.label == label or x.label.startswith(label)]
     assert len(found) == 1, f"expected one metric {label!r}: {[x.label for x in at.metric]}"
     return found[0]
 
 
-def table(at: AppTest, column: str):
+def table(at: AppTest, column: str):  # noqa: ANN201 - pandas DataFrame
     frames = [d.value for d in at.dataframe if column in d.value.columns]
     assert len(frames) == 1, f"expected one table with column {column!r}, found {len(frames)}"
     return frames[0]
@@ -248,10 +248,10 @@ def test_existing_models_content_still_renders(history, db) -> None:
 # --- queries -------------------------------------------------------------------------------------------------
 
 
-def _count_queries(engine, fn):
+def _count_queries(engine, fn):  # noqa: ANN001, ANN202
     statements = []
 
-    def record(conn, cursor, statement, *args) -> None:
+    def record(conn, cursor, statement, *args) -> None:  # noqa: ANN001, ANN002
         if statement.strip().upper() != "BEGIN":
             statements.append(statement)
 

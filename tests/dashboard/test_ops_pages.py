@@ -66,10 +66,10 @@ def bare_home(tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @pytest.fixture
-def read_db():
+def read_db():  # noqa: ANN201 - a context-manager factory
     engines = []
 
-    def opener():
+    def opener():  # noqa: ANN202
         engines.append(make_engine(load_settings().db_url))
         return read_session(engines[-1])
 
@@ -102,18 +102,18 @@ def text(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def table(at: AppTest, column: str):
+def table(at: AppTest, column: str):  # noqa: ANN201 - pandas DataFrame; read-only tables keep no key
     frames = [d for d in at.dataframe if column in d.value.columns]
     assert len(frames) == 1, f"expected one table with a {column!r} column, found {len(frames)}"
     return frames[0]
 
 
-def written(read_db) -> tuple[list[repo.Command], list[repo.AuditEvent]]:
+def written(read_db) -> tuple[list[repo.Command], list[repo.AuditEvent]]:  # noqa: ANN001
     with read_db() as session:
         return repo.list_commands(session), [a for a in repo.list_audit(session) if a.action.endswith("_requested")]
 
 
-def assert_one_command(read_db, kind: str, payload: dict, reason: str) -> repo.Command:
+def assert_one_command(read_db, kind: str, payload: dict, reason: str) -> repo.Command:  # noqa: ANN001
     commands, audit = written(read_db)
     assert [(c.kind, c.payload, c.requested_by, c.reason, c.status) for c in commands] == [
         (kind, payload, OPERATOR, reason, "pending")
@@ -124,7 +124,7 @@ def assert_one_command(read_db, kind: str, payload: dict, reason: str) -> repo.C
     return commands[0]
 
 
-def assert_nothing_written(read_db) -> None:
+def assert_nothing_written(read_db) -> None:  # noqa: ANN001
     assert written(read_db) == ([], [])
 
 

@@ -131,7 +131,7 @@ def test_overview_empty_state_message(operator, empty_home) -> None:
 
 
 @pytest.fixture
-def kolkata_time(monkeypatch: pytest.MonkeyPatch):
+def kolkata_time(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     """The process in UTC+05:30 (no daylight saving), restored afterwards."""
     import time
 

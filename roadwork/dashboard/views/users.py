@@ -25,7 +25,7 @@ if flash is not None:
     (st.success if kind == "success" else st.error)(message)
 
 
-def apply(change, success: str) -> None:
+def apply(change, success: str) -> None:  # noqa: ANN001 - a no-argument callable that calls the service
     """Run one change; show its outcome (after a rerun on success, so that the table above is fresh)."""
     try:
         change()
