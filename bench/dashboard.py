@@ -16,6 +16,12 @@ The goal: every page under 1.5 s cold and warm on two cores.
     python bench/dashboard.py            # the full seed: seeding takes seconds, rendering under a minute
     python bench/dashboard.py --quick    # a 10x smaller seed
     python bench/dashboard.py --home DIR # keep (or reuse) the seeded home, e.g. to profile a page
+    python bench/dashboard.py --baseline main   # also render with the code of `main`, same seed; print ratios
+
+With `--baseline REV` the seeded home is shared: the pages are rendered, in fresh processes and alternating, once
+with the code of REV (checked out in a temporary git worktree, removed afterwards) and once with this tree's code,
+`--rounds` times each; per page the median of the rounds is reported, with the ratio this tree / REV (below 1 is
+faster).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import json
 import os
 import platform
 import random
@@ -30,13 +37,15 @@ import re
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# The tree whose code renders the pages: this one, or a baseline's worktree (set by `--baseline` for its children).
+ROOT = Path(os.environ.get("BENCH_CODE_ROOT") or Path(__file__).resolve().parents[1])
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -442,11 +451,69 @@ def report(timings: list[Timing], counts: dict[str, int], seed_s: float, db_byte
     return "\n".join(lines)
 
 
+# --- baseline: the same workload with the code of another revision ----------------------------------------------
+
+
+def _render_in_child(home: Path, tree: Path, repeat: int, out: Path) -> list[Timing]:
+    """Render every page in a fresh process whose `roadwork` is imported from `tree`; its timings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")}
+    env.update(BENCH_CODE_ROOT=str(tree), PYTHONPATH=str(tree), ROADWORK_HOME=str(home), ROADWORK_UID=str(OUR_UID))
+    subprocess.run([sys.executable, __file__, "--home", str(home), "--repeat", str(repeat), "--json", str(out)],
+                   env=env, check=False, stdout=subprocess.DEVNULL)
+    return [Timing(**t) for t in json.loads(out.read_text())]
+
+
+def _median_timing(runs: list[Timing]) -> Timing:
+    errors = [t.error for t in runs if t.error]
+    return Timing(runs[0].title, runs[0].page, statistics.median(t.first_s for t in runs),
+                  statistics.median(t.cold_s for t in runs), statistics.median(t.warm_s for t in runs),
+                  errors[0] if errors else None)
+
+
+def compare(home: Path, rev: str, repeat: int, rounds: int) -> tuple[list[Timing], list[Timing]]:
+    """(baseline, this tree) timings per page on the seeded `home`, the median of `rounds` alternating runs."""
+    here = Path(__file__).resolve().parents[1]
+    work = Path(tempfile.mkdtemp(prefix="roadwork-bench-baseline-"))
+    tree = work / "tree"
+    subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", "--quiet", str(tree), rev], check=True)
+    try:
+        runs: dict[str, list[list[Timing]]] = {"baseline": [], "this": []}
+        for i in range(rounds):
+            for name, code in (("baseline", tree), ("this", here)):
+                print(f"  round {i + 1}/{rounds}: {name}", file=sys.stderr, flush=True)
+                runs[name].append(_render_in_child(home, code, repeat, work / f"{name}-{i}.json"))
+    finally:
+        subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(tree)], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    return tuple([_median_timing(list(page)) for page in zip(*runs[name], strict=True)]  # type: ignore[return-value]
+                 for name in ("baseline", "this"))
+
+
+def ratio_report(rev: str, baseline: list[Timing], this: list[Timing], rounds: int) -> str:
+    lines = [f"## this tree vs `{rev}`: seconds (median of {rounds} alternating runs), ratio = this / baseline", "",
+             "| page | first base | first this | ratio | cold base | cold this | ratio | warm base | warm this | ratio |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for b, t in zip(baseline, this, strict=True):
+        cells = [f"{b.first_s:.2f} | {t.first_s:.2f} | {t.first_s / b.first_s:.2f}",
+                 f"{b.cold_s:.2f} | {t.cold_s:.2f} | {t.cold_s / b.cold_s:.2f}",
+                 f"{b.warm_s:.2f} | {t.warm_s:.2f} | {t.warm_s / b.warm_s:.2f}"]
+        error = (f" (baseline: {b.error})" if b.error else "") + (f" (this: {t.error})" if t.error else "")
+        lines.append(f"| {t.title}{error} | " + " | ".join(cells) + " |")
+    total = [sum(getattr(x, f) for x in runs) for runs in (baseline, this) for f in ("first_s", "cold_s", "warm_s")]
+    lines.append(f"| all pages | {total[0]:.2f} | {total[3]:.2f} | {total[3] / total[0]:.2f} | {total[1]:.2f} | "
+                 f"{total[4]:.2f} | {total[4] / total[1]:.2f} | {total[2]:.2f} | {total[5]:.2f} | "
+                 f"{total[5] / total[2]:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 10x smaller seed")
     parser.add_argument("--repeat", type=int, default=3, help="cold and warm runs per page (median)")
     parser.add_argument("--home", type=Path, help="use this home (seeded unless it already holds a registry); kept")
+    parser.add_argument("--baseline", metavar="REV", help="also render with the code of git revision REV; ratios")
+    parser.add_argument("--rounds", type=int, default=2, help="with --baseline: alternating runs per tree (median)")
+    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # a child of --baseline writes its timings here
     args = parser.parse_args(argv)
     sizes = Sizes().quick() if args.quick else Sizes()
 
@@ -465,7 +532,14 @@ def main(argv: list[str] | None = None) -> int:
         seed_s = time.perf_counter() - start
         print(f"seeded {home} in {seed_s:.1f} s; rendering...", file=sys.stderr, flush=True)
         load_before = os.getloadavg()[0]  # other processes on the same cores slow every page down
-        timings = render_pages(args.repeat)
+        if args.baseline:
+            baseline, timings = compare(home, args.baseline, args.repeat, args.rounds)
+            print(ratio_report(args.baseline, baseline, timings, args.rounds) + "\n")
+        else:
+            timings = render_pages(args.repeat)
+        if args.json:
+            args.json.write_text(json.dumps([dataclasses.asdict(t) for t in timings]))
+            return 0
         if not counts:
             counts = {"(existing home, not reseeded)": 0}
         print(report(timings, counts, seed_s, db_path.stat().st_size, args.repeat,

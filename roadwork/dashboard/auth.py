@@ -12,8 +12,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 import streamlit as st
+from sqlalchemy import Engine
 
 from roadwork.clock import utcnow
+from roadwork.dashboard import context
 from roadwork.platform import users
 
 SESSION_KEY = "auth_user"
@@ -59,10 +61,8 @@ FIRST_RUN_HELP = (
 )
 
 
-def _engine():  # noqa: ANN202 - sqlalchemy Engine; imported late: `services` imports this module
-    from roadwork.dashboard import services
-
-    return services.engine()
+def _engine() -> Engine:
+    return context.engine()
 
 
 def sign_in(user: users.UserInfo, now: dt.datetime | None = None) -> SignedIn:

@@ -9,51 +9,30 @@ closest to 0.5 ("uncertain"). The set is stored in one transaction and the next 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
 from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db import repo
+# The readers live in the repository: the dashboard shows sets without the model or the image readers.
+from roadwork.db.repo.mining import HardNegativeItemInfo, HardNegativeSetInfo  # noqa: F401
+from roadwork.db.repo.mining import get_hard_negative_set as get_set  # noqa: F401
+from roadwork.db.repo.mining import hard_negative_items as set_items
+from roadwork.db.repo.mining import list_hard_negative_sets as list_sets
 from roadwork.db.engine import read_session, write_session
 from roadwork.trainer.data.records import BadImageError, decode_image, read_records
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 BATCH = 64
 CONFIDENT_MISTAKE, UNCERTAIN = "confident_mistake", "uncertain"
-
-
-@dataclass(frozen=True)
-class HardNegativeSetInfo:
-    id: int
-    name: str
-    source_version_id: int | None
-    pool: str
-    n_items: int
-    created_at: dt.datetime
-    n_confident_mistakes: int = 0  # these counts are known when mined, not stored separately
-    n_uncertain: int = 0
-    n_scored: int = 0  # pool images the model answered
-    skipped: int = 0  # pool rows or images that could not be read
-
-
-@dataclass(frozen=True)
-class HardNegativeItemInfo:
-    id: int
-    set_id: int
-    record_id: str
-    label: int | None
-    score: float  # the calibrated answer
-    reason: str  # confident_mistake | uncertain
-    conditions: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -210,38 +189,10 @@ def mine_hard_negatives(
 # --- readers ---------------------------------------------------------------------------------------------------
 
 
-def _set_info(row: m.HardNegativeSet) -> HardNegativeSetInfo:
-    return HardNegativeSetInfo(row.id, row.name, row.source_version_id, row.pool, row.n_items, row.created_at)
-
-
-def list_sets(session: Session, *, source_version_id: int | None = None, limit: int | None = None
-              ) -> list[HardNegativeSetInfo]:
-    """Hard-negative sets, newest first (optionally only those mined with one version)."""
-    query = select(m.HardNegativeSet).order_by(m.HardNegativeSet.id.desc()).limit(limit)
-    if source_version_id is not None:
-        query = query.where(m.HardNegativeSet.source_version_id == source_version_id)
-    return [_set_info(r) for r in session.scalars(query)]
-
-
-def get_set(session: Session, set_id: int) -> HardNegativeSetInfo:
-    row = session.get(m.HardNegativeSet, set_id)
-    if row is None:
-        raise repo.NotFoundError(f"no hard-negative set {set_id}")
-    return _set_info(row)
-
-
 def latest_set(session: Session, source_version_id: int) -> HardNegativeSetInfo | None:
     """The newest set mined with version `source_version_id`, or None."""
     sets = list_sets(session, source_version_id=source_version_id, limit=1)
     return sets[0] if sets else None
-
-
-def set_items(session: Session, set_id: int) -> list[HardNegativeItemInfo]:
-    """The items of a set in the order they were chosen (confident mistakes first). Raises NotFoundError."""
-    get_set(session, set_id)
-    rows = session.scalars(select(m.HardNegativeItem).where(m.HardNegativeItem.set_id == set_id)
-                           .order_by(m.HardNegativeItem.id))
-    return [HardNegativeItemInfo(r.id, r.set_id, r.record_id, r.label, r.score, r.reason, r.conditions) for r in rows]
 
 
 def hard_negative_ids(session: Session, set_id: int) -> list[str]:

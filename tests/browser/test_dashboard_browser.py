@@ -288,7 +288,7 @@ def test_operator_approves_and_rolls_back_viewer_changes_nothing(
     from playwright.sync_api import sync_playwright
 
     from roadwork.settings import load_settings
-    from roadwork.dashboard.services import CACHE_TTL_S
+    from roadwork.dashboard.context import CACHE_TTL_S
     from roadwork.db import repo
 
     home = tmp_path / "home"

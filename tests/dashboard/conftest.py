@@ -23,12 +23,13 @@ from argon2 import PasswordHasher
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
-from roadwork.settings import load_settings
 from roadwork.dashboard import auth
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import dispose_engines, make_engine, read_session, write_session
 from roadwork.platform import users
+from roadwork.settings import load_settings
+from tests.dashboard.ops_seed import OUR_UID, OpsSeed, seed
 
 DB_NAME = "roadwork.db"  # the default `<home>/roadwork.db` of `Settings.db_url`
 
@@ -187,3 +188,79 @@ def viewer(empty_home: Path) -> Login:
     """An enabled viewer in the test home's registry."""
     add_user(VIEWER)
     return VIEWER
+
+
+# --- the app through AppTest --------------------------------------------------------------------------------------
+
+APP = Path(__file__).resolve().parents[2] / "roadwork" / "dashboard" / "app.py"
+TIMEOUT_S = 30
+
+
+def app() -> AppTest:
+    """The whole app (sign-in gate and navigation), not yet run."""
+    return AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+
+
+def page_text(at: AppTest) -> str:
+    parts = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "error", "success")
+             for e in at.get(kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+# A read-only st.dataframe keeps no key in the element tree, so tables are found by a column they have.
+TABLE_COLUMN = {
+    "overview_job_runs": "job",
+    "models_versions": "training val MCC",
+    "models_condition_cells": "condition",
+    "deployments_alias_events": "action",
+    "deployments_commands": "outcome",
+}
+
+
+def table(at: AppTest, key: str):
+    frames = [d.value for d in at.dataframe if TABLE_COLUMN[key] in d.value.columns]
+    assert len(frames) == 1, f"expected one table {key!r}, found {len(frames)}"
+    return frames[0]
+
+
+# --- the operations pages' registry (Jobs, A/B tests, Hard negatives, Leaderboard) ---------------------------------
+
+OPS_OPERATOR, OPS_VIEWER = "olga", "vera"
+
+
+def ops_env(mp: pytest.MonkeyPatch, home: Path) -> None:
+    """`home` as the only ROADWORK_ setting but for our UID."""
+    for key in list(os.environ):
+        if key.startswith("ROADWORK_"):
+            mp.delenv(key)
+    mp.setenv("ROADWORK_HOME", str(home))
+    mp.setenv("ROADWORK_UID", str(OUR_UID))
+
+
+@pytest.fixture(scope="session")
+def ops_seed(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> OpsSeed:
+    """A template home seeded once per session (scheduler registration and pool synthesis are the slow parts)."""
+    home = tmp_path_factory.mktemp("ops-template")
+    shutil.copyfile(template_db, home / DB_NAME)
+    with pytest.MonkeyPatch.context() as mp:
+        ops_env(mp, home)
+        return seed(home, load_settings(), {OPS_OPERATOR: "operator", OPS_VIEWER: "viewer"})
+
+
+def use_home(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the registry `db` in `tmp_path` as the home, with fresh Streamlit caches."""
+    ops_env(monkeypatch, tmp_path)
+    shutil.copyfile(db, tmp_path / DB_NAME)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    return tmp_path
+
+
+@pytest.fixture
+def ops_home(tmp_path: Path, ops_seed: OpsSeed, monkeypatch: pytest.MonkeyPatch) -> OpsSeed:
+    """A fresh copy of the seeded registry as `ROADWORK_HOME` (our UID set), with an operator and a viewer."""
+    use_home(tmp_path, ops_seed.home / DB_NAME, monkeypatch)
+    yield ops_seed
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    dispose_engines()

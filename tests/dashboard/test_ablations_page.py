@@ -13,16 +13,14 @@ import pytest
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from roadwork.settings import load_settings
-from roadwork.dashboard import ablation_services as abl
-from roadwork.dashboard import charts_ablation
+from roadwork.dashboard.charts import ablations as charts_ablation
+from roadwork.dashboard.queries import ablations as abl
 from roadwork.db import ablations as store
 from roadwork.db.ablations import AblationRow, AblationStudy
 from roadwork.db.engine import make_engine, write_session
+from roadwork.settings import load_settings
 from roadwork.trainer.config import TrainConfig
-from tests.dashboard.conftest import Login, sign_in
-from tests.dashboard.test_auth import app
-from tests.dashboard.test_pages import page_text
+from tests.dashboard.conftest import Login, app, page_text, sign_in
 
 PAGE = "views/ablations.py"
 CREATE_COMMAND = "roadwork ablate --config configs/tiny.yaml --components gps_sampling,augmentation --seeds 0,1,2"

@@ -9,17 +9,12 @@ from streamlit.proto.TextInput_pb2 import TextInput as TextInputProto
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
-from roadwork.dashboard import auth, services
+from roadwork.dashboard import auth, context, services
 from roadwork.db import repo
 from roadwork.platform import users
-from tests.dashboard.conftest import Login, add_user, sign_in
-from tests.dashboard.test_pages import APP, TIMEOUT_S, page_text, table
+from tests.dashboard.conftest import Login, add_user, app, page_text, sign_in, table
 
 PAGE_TITLES = {"Overview", "Models", "Deployments", "Users"}
-
-
-def app() -> AppTest:
-    return AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
 
 
 def titles(at: AppTest) -> set[str]:
@@ -118,7 +113,7 @@ def test_an_expired_session_shows_the_sign_in_form_again(seeded_home, operator) 
 
 
 def test_a_disabled_user_is_signed_out_and_a_changed_role_applies_at_once(seeded_home, operator, viewer) -> None:
-    engine = services._engine_for(seeded_home.db_url)  # noqa: SLF001
+    engine = context.engine_for(seeded_home.db_url)
     at = sign_in(app(), viewer).run()
     users.set_role(engine, viewer.username, "operator", operator.username, "on call")
     at.run()
@@ -233,7 +228,7 @@ def test_users_page_as_an_operator_adds_a_user(seeded_home, operator, read_db) -
     assert (event.action, event.actor, event.target, event.reason) == (
         "user_created", operator.username, "newbie", "new analyst")
     assert "newbie-password-1" not in repr(event)
-    engine = services._engine_for(seeded_home.db_url)  # noqa: SLF001
+    engine = context.engine_for(seeded_home.db_url)
     assert users.authenticate(engine, "newbie", "newbie-password-1") is not None
 
 

@@ -6,8 +6,7 @@ import pytest
 
 from roadwork.db import repo
 from roadwork.db.engine import make_engine, read_session, write_session
-from tests.dashboard.conftest import sign_in
-from tests.dashboard.test_auth import app
+from tests.dashboard.conftest import app, sign_in
 
 
 @pytest.fixture

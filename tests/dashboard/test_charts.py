@@ -7,13 +7,13 @@ import datetime as dt
 import plotly.graph_objects as go
 import pytest
 
-from roadwork.dashboard import charts
+from roadwork.dashboard.charts import deployments, models
 
 T0 = dt.datetime(2025, 3, 1, 12, 0)
 
 
 def test_mcc_across_versions_draws_eval_training_and_champion() -> None:
-    fig = charts.mcc_across_versions(["0.1.0", "0.2.0", "0.3.0"], [0.6, None, 0.75], [0.7, 0.8, 0.82], champion="0.3.0")
+    fig = models.mcc_across_versions(["0.1.0", "0.2.0", "0.3.0"], [0.6, None, 0.75], [0.7, 0.8, 0.82], champion="0.3.0")
     assert isinstance(fig, go.Figure)
     assert [t.name for t in fig.data] == ["latest evaluation MCC", "training val MCC", "champion"]
     evaluated, training, champion = fig.data
@@ -25,10 +25,10 @@ def test_mcc_across_versions_draws_eval_training_and_champion() -> None:
 
 
 def test_mcc_across_versions_without_champion_or_training_and_negative_mcc() -> None:
-    fig = charts.mcc_across_versions(["0.1.0"], [-0.2])
+    fig = models.mcc_across_versions(["0.1.0"], [-0.2])
     assert [t.name for t in fig.data] == ["latest evaluation MCC"]
     assert tuple(fig.layout.yaxis.range) == (-1.0, 1.0)
-    unevaluated_champion = charts.mcc_across_versions(["0.1.0"], [None], champion="0.1.0")
+    unevaluated_champion = models.mcc_across_versions(["0.1.0"], [None], champion="0.1.0")
     assert len(unevaluated_champion.data) == 1
 
 
@@ -39,7 +39,7 @@ def test_alias_timeline_steps_through_events_until_now() -> None:
         (T0, "0.1.0", "deploy"),
     ]
     now = T0 + dt.timedelta(days=3)
-    fig = charts.alias_timeline(events, now, version_order=["0.1.0", "0.2.0", "0.3.0"])
+    fig = deployments.alias_timeline(events, now, version_order=["0.1.0", "0.2.0", "0.3.0"])
     line, moves = fig.data
     assert line.line.shape == "hv"
     assert list(line.x) == [T0, T0 + dt.timedelta(days=1), T0 + dt.timedelta(days=2), now]
@@ -50,13 +50,13 @@ def test_alias_timeline_steps_through_events_until_now() -> None:
 
 
 def test_alias_timeline_empty_and_clock_behind_last_event() -> None:
-    assert charts.alias_timeline([], T0).data == ()
-    fig = charts.alias_timeline([(T0, "0.1.0", "deploy")], T0 - dt.timedelta(seconds=1))
+    assert deployments.alias_timeline([], T0).data == ()
+    fig = deployments.alias_timeline([(T0, "0.1.0", "deploy")], T0 - dt.timedelta(seconds=1))
     assert list(fig.data[0].x) == [T0, T0]  # never draws backwards in time
 
 
 def test_condition_mcc_bars_with_asymmetric_error_bars() -> None:
-    fig = charts.condition_mcc(
+    fig = models.condition_mcc(
         ["weather=Rain", "level=3"], [0.5, 0.3], ci_low=[0.4, None], ci_high=[0.7, None], n=[120, 100]
     )
     (bars,) = fig.data
@@ -67,5 +67,5 @@ def test_condition_mcc_bars_with_asymmetric_error_bars() -> None:
 
 
 def test_condition_mcc_without_intervals() -> None:
-    (bars,) = charts.condition_mcc(["source=real"], [0.9]).data
+    (bars,) = models.condition_mcc(["source=real"], [0.9]).data
     assert bars.error_y.array is None

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dashboard.conftest import sign_in
-from tests.dashboard.test_auth import app
-from tests.dashboard.test_pages import APP
+from tests.dashboard.conftest import APP, app, sign_in
 
 VIEWS = sorted(p.name for p in (APP.parent / "views").glob("*.py"))
 

@@ -14,12 +14,17 @@ from sqlalchemy import event
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
-from roadwork.settings import load_settings
-from roadwork.dashboard import insight_charts, insights, services
+from roadwork.dashboard import context
+from roadwork.dashboard.charts import models as model_charts
+from roadwork.dashboard.charts import overview as overview_charts
+from roadwork.dashboard.formatting import local
+from roadwork.dashboard.queries import models as model_queries
+from roadwork.dashboard.queries import overview as overview_queries
 from roadwork.db import repo
 from roadwork.db.engine import make_engine, read_session
 from roadwork.platform.jobs.catalog import JOBS
 from roadwork.platform.jobs.store import stored_jobs
+from roadwork.settings import load_settings
 from tests.dashboard import insight_seed as seed
 
 APP = Path(__file__).resolve().parents[2] / "roadwork" / "dashboard" / "app.py"
@@ -125,7 +130,7 @@ def test_overview_shows_standing_countdown_runs_alerts_and_failures(history, db)
     assert shown == sorted(shown)
     stored = {j["id"]: j["next_run_time"] for j in stored_jobs(db)}
     first = runs["scheduled job"].iloc[0]
-    assert shown[0] == services.local(stored[first])
+    assert shown[0] == local(stored[first])
 
     # Open alerts of the last 24 h, newest first; the two-day-old one is gone.
     alerts = table(at, "alert")
@@ -260,21 +265,21 @@ def _count_queries(engine, fn):  # noqa: ANN001, ANN202
 
 def test_condition_matrix_costs_the_same_queries_for_a_long_history(db) -> None:
     seed.seed_long_history(db, n_versions=60, n_cells=10)
-    engine = services.engine()
+    engine = context.engine()
     st.cache_data.clear()
-    matrix, queries = _count_queries(engine, lambda: insights.condition_matrix(30))
+    matrix, queries = _count_queries(engine, lambda: model_queries.condition_matrix(30))
     assert len(matrix.rows) == 31  # the newest 30 and the (older) champion
     assert matrix.rows[0] == "1.59.0" and matrix.rows[-1] == "1.15.0 ★"
     assert matrix.champion_row == 30 and matrix.total_versions == 60
     assert queries == 3  # versions, the champion alias, one joined query for every row's cells
-    detail, queries = _count_queries(engine, lambda: insights.version_detail(matrix.version_ids[0]))
-    assert len(detail.lineage) == 1 + insights.LINEAGE_DEPTH
+    detail, queries = _count_queries(engine, lambda: model_queries.version_detail(matrix.version_ids[0]))
+    assert len(detail.lineage) == 1 + model_queries.LINEAGE_DEPTH
     assert queries == 3  # the evaluation, the recursive lineage, the lineage's evaluations
 
 
 def test_latest_condition_cells_prefers_replay(history, db) -> None:
     with read_session(db) as session:
-        found = insights.latest_condition_cells(session, history.ids.values())
+        found = repo.latest_condition_cells(session, history.ids.values())
     assert {v: found[i].kind for v, i in history.ids.items()} == {
         "0.1.0": "validation", "0.2.0": "replay", "0.3.0": "replay", "0.4.0": "replay"}
     assert len(found[history.ids["0.3.0"]].cells) == 9
@@ -285,7 +290,7 @@ def test_merge_failures_drops_duplicate_job_failed() -> None:
     run = repo.JobRun(1, "train", "failed", t, t, t, 1.0, None, "boom\ntrace", None, "schedule", t)
     dup = repo.AuditEvent(1, "scheduler", "job_failed", "train", "boom", None, t + dt.timedelta(seconds=2))
     other = repo.AuditEvent(2, "scheduler", "job_failed", "mine", "oops", None, t - dt.timedelta(hours=1))
-    rows = insights.merge_failures([run], [dup, other], limit=10)
+    rows = overview_queries.merge_failures([run], [dup, other], limit=10)
     assert [(r.what, r.status, r.detail) for r in rows] == [("train", "failed", "boom"), ("mine", "job_failed", "oops")]
 
 
@@ -297,7 +302,7 @@ def test_condition_heatmap_colors_by_difference_to_the_reference() -> None:
     n = [[10, None, 30], [11, 12, None]]
     low = [[0.7, None, None], [0.6, 0.4, None]]
     high = [[0.9, None, None], [0.8, 0.6, None]]
-    fig = insight_charts.condition_heatmap(["b", "a"], ["x=1", "x=2", "y=1"], mcc, n, low, high, reference_row=1)
+    fig = model_charts.condition_heatmap(["b", "a"], ["x=1", "x=2", "y=1"], mcc, n, low, high, reference_row=1)
     heat = fig.data[0]
     assert heat.type == "heatmap"
     assert [list(r) for r in heat.z] == [[pytest.approx(0.1), None, None], [0.0, 0.0, None]]
@@ -305,19 +310,19 @@ def test_condition_heatmap_colors_by_difference_to_the_reference() -> None:
     assert heat.customdata[0][2][4] == "CI -"
     assert heat.zmid == 0 and "Δ" in heat.hovertemplate
     assert fig.layout.yaxis.autorange == "reversed"
-    plain = insight_charts.condition_heatmap(["a"], ["x=1"], [[0.5]], [[3]], [[None]], [[None]])
+    plain = model_charts.condition_heatmap(["a"], ["x=1"], [[0.5]], [[3]], [[None]], [[None]])
     assert list(plain.data[0].z[0]) == [0.5] and plain.data[0].zmid is None
 
 
 def test_threshold_sweep_and_calibration_traces() -> None:
-    fig = insight_charts.threshold_sweep([0.0, 0.5, 1.0], [0.1, 0.8, 0.0], best_threshold=0.5, best_mcc=0.8,
+    fig = model_charts.threshold_sweep([0.0, 0.5, 1.0], [0.1, 0.8, 0.0], best_threshold=0.5, best_mcc=0.8,
                                          calibrated_threshold=0.45)
     assert [t.name for t in fig.data] == ["MCC", "calibrated threshold 0.450", "best threshold 0.500"]
     assert list(fig.data[1].x) == [0.45, 0.45]
     assert (list(fig.data[2].x), list(fig.data[2].y)) == ([0.5], [0.8])
-    assert [t.name for t in insight_charts.threshold_sweep([0.0, 1.0], [0.0, 0.0]).data] == ["MCC"]
+    assert [t.name for t in model_charts.threshold_sweep([0.0, 1.0], [0.0, 0.0]).data] == ["MCC"]
 
-    cal = insight_charts.calibration_curve(0.7)
+    cal = model_charts.calibration_curve(0.7)
     assert [t.name for t in cal.data] == ["calibration", "identity", "threshold"]
     assert (list(cal.data[0].x), list(cal.data[0].y)) == ([0.0, 0.7, 1.0], [0.0, 0.5, 1.0])
     assert (list(cal.data[2].x), list(cal.data[2].y)) == ([0.7], [0.5])
@@ -325,7 +330,7 @@ def test_threshold_sweep_and_calibration_traces() -> None:
 
 def test_standing_trend_has_incentive_and_reversed_rank() -> None:
     times = [dt.datetime(2026, 1, 1, h) for h in range(3)]
-    fig = insight_charts.standing_trend(times, [0.1, 0.2, None], [5, 3, None])
+    fig = overview_charts.standing_trend(times, [0.1, 0.2, None], [5, 3, None])
     assert [t.name for t in fig.data] == ["incentive", "rank"]
     assert fig.data[1].yaxis == "y2" and list(fig.data[1].y) == [5, 3, None]
     assert fig.layout.yaxis2.autorange == "reversed"

@@ -8,8 +8,6 @@ action must write exactly one scheduler command and one audit event, with the op
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,19 +15,29 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
-from roadwork.settings import load_settings
 from roadwork.dashboard import auth, services
 from roadwork.dashboard import ops_services as ops
+from roadwork.dashboard.charts import ab_tests as ab_charts
+from roadwork.dashboard.charts import hard_negatives as hard_negative_charts
+from roadwork.dashboard.charts import leaderboard as leaderboard_charts
+from roadwork.dashboard.formatting import local
+from roadwork.dashboard.queries import hard_negatives, jobs, leaderboard
 from roadwork.db import repo
 from roadwork.db.engine import dispose_engines, make_engine, read_session
 from roadwork.cron import next_fire_times
 from roadwork.platform.jobs import catalog
-from tests.conftest import DB_NAME, ROOT
-from tests.dashboard.ops_seed import OUR_UID, STALE_ERROR_PART, OpsSeed, create_user, seed
+from roadwork.settings import load_settings
+from tests.conftest import ROOT
+from tests.dashboard.conftest import OPS_OPERATOR, OPS_VIEWER, use_home
+from tests.dashboard.ops_seed import (
+    OUR_UID,
+    STALE_ERROR_PART,
+    create_user,
+)
 
 PAGES_DIR = ROOT / "roadwork" / "dashboard" / "views"
 PAGES = ["jobs", "ab_tests", "hard_negatives", "leaderboard"]
-OPERATOR, VIEWER = "olga", "vera"
+OPERATOR, VIEWER = OPS_OPERATOR, OPS_VIEWER
 TIMEOUT_S = 30
 
 
@@ -41,46 +49,10 @@ def same_schedule(shown: str, configured: str) -> bool:
     return next_fire_times(shown, 10) == next_fire_times(configured, 10)
 
 
-def _clean_env(mp: pytest.MonkeyPatch, home: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("ROADWORK_"):
-            mp.delenv(key)
-    mp.setenv("ROADWORK_HOME", str(home))
-    mp.setenv("ROADWORK_UID", str(OUR_UID))
-
-
-@pytest.fixture(scope="session")
-def ops_seed(tmp_path_factory: pytest.TempPathFactory, template_db: Path) -> OpsSeed:
-    """A template home seeded once per session (scheduler registration and pool synthesis are the slow parts)."""
-    home = tmp_path_factory.mktemp("ops-template")
-    shutil.copyfile(template_db, home / DB_NAME)
-    with pytest.MonkeyPatch.context() as mp:
-        _clean_env(mp, home)
-        return seed(home, load_settings(), {OPERATOR: "operator", VIEWER: "viewer"})
-
-
-def _home(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    _clean_env(monkeypatch, tmp_path)
-    shutil.copyfile(db, tmp_path / DB_NAME)
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    return tmp_path
-
-
-@pytest.fixture
-def ops_home(tmp_path: Path, ops_seed: OpsSeed, monkeypatch: pytest.MonkeyPatch) -> OpsSeed:
-    """A fresh copy of the seeded registry as `ROADWORK_HOME` (our UID set), with an operator and a viewer."""
-    _home(tmp_path, ops_seed.home / DB_NAME, monkeypatch)
-    yield ops_seed
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    dispose_engines()
-
-
 @pytest.fixture
 def bare_home(tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty, migrated registry but for the operator."""
-    home = _home(tmp_path, template_db, monkeypatch)
+    home = use_home(tmp_path, template_db, monkeypatch)
     engine = make_engine(load_settings().db_url)
     try:
         create_user(engine, OPERATOR, "operator")
@@ -257,7 +229,7 @@ def test_reschedule_previews_the_next_runs_then_writes_a_command(ops_home, read_
     at.selectbox(key="act_sched_job").select("train").run()
     assert same_schedule(at.text_input(key="act_sched_cron_train").value, catalog.cron(load_settings(), "train"))
     at.text_input(key="act_sched_cron_train").input("15 4 * * *").run()
-    preview = [services.local(t) for t in next_fire_times("15 4 * * *", 5)]
+    preview = [local(t) for t in next_fire_times("15 4 * * *", 5)]
     shown = text(at)
     assert all(f"- {t:%a %Y-%m-%d %H:%M}" in shown for t in preview)
     assert_nothing_written(read_db)  # a preview writes nothing
@@ -363,8 +335,8 @@ def test_leaderboard_shows_the_stale_badge_and_highlights_us(ops_home) -> None:
     assert "stale]" in shown  # st.badge
     warning = at.warning[0].value
     assert STALE_ERROR_PART in warning
-    assert f"{services.local(ops_home.stale_taken_at):%Y-%m-%d %H:%M}) failed" in warning
-    assert f"the last good snapshot was taken {services.local(ops_home.good_taken_at):%Y-%m-%d %H:%M}" in warning
+    assert f"{local(ops_home.stale_taken_at):%Y-%m-%d %H:%M}) failed" in warning
+    assert f"the last good snapshot was taken {local(ops_home.good_taken_at):%Y-%m-%d %H:%M}" in warning
 
     board = table(at, "us")
     rows = board.value
@@ -382,7 +354,7 @@ def test_leaderboard_compares_us_with_competitors_over_time(ops_home) -> None:
     at.multiselect(key="lb_uids").set_value([OUR_UID, 1]).run()
     charts = {c.key: c for c in at.get("plotly_chart")}
     assert {"lb_place_chart", "lb_incentive_chart", "lb_histogram"} <= set(charts)
-    trends = ops.trends([OUR_UID])[OUR_UID]
+    trends = leaderboard.trends([OUR_UID])[OUR_UID]
     assert [p.rank for p in trends] == [4, 3, 3] and [p.incentive for p in trends] == [0.10, 0.15, 0.20]
 
 
@@ -390,8 +362,8 @@ def test_leaderboard_compares_us_with_competitors_over_time(ops_home) -> None:
 
 
 def test_cron_of_reads_the_stored_trigger_description() -> None:
-    assert ops.cron_of("cron 0 3 * * mon (UTC)") == "0 3 * * mon"
-    assert ops.cron_of("every 60 s") is None and ops.cron_of("once at 2025-01-01T00:00:00") is None
+    assert jobs.cron_of("cron 0 3 * * mon (UTC)") == "0 3 * * mon"
+    assert jobs.cron_of("every 60 s") is None and jobs.cron_of("once at 2025-01-01T00:00:00") is None
 
 
 def test_miner_views_place_miners_like_derive_standing() -> None:
@@ -399,7 +371,7 @@ def test_miner_views_place_miners_like_derive_standing() -> None:
 
     rows = (MinerRow(0, incentive=0.0, validator_permit=True), MinerRow(1, incentive=0.3),
             MinerRow(2, incentive=0.2), MinerRow(3, incentive=0.2), MinerRow(4, incentive=None))
-    views = ops.miner_views(rows, our_uid=3)
+    views = leaderboard.miner_views(rows, our_uid=3)
     assert [(v.uid, v.place, v.ours, v.validator) for v in views] == [
         (1, 1, False, False), (2, 2, False, False), (3, 2, True, False), (4, 4, False, False), (0, None, False, True)]
     assert derive_standing(rows, 3).rank == 2
@@ -413,7 +385,7 @@ def test_condition_counts_per_value_and_reason() -> None:
 
     items = [item("uncertain", {"weather": "Rain", "daytime": "day"}), item("uncertain", {"weather": "Rain"}),
              item("confident_mistake", None)]
-    assert [(c.condition, c.value, c.reason, c.n) for c in ops.condition_counts(items)] == [
+    assert [(c.condition, c.value, c.reason, c.n) for c in hard_negatives.condition_counts(items)] == [
         ("conditions", "unknown", "confident_mistake", 1), ("daytime", "day", "uncertain", 1),
         ("weather", "Rain", "uncertain", 2)]
 
@@ -421,25 +393,24 @@ def test_condition_counts_per_value_and_reason() -> None:
 def test_read_log_tail_reads_only_the_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     log = tmp_path / "job.log"
     log.write_text("".join(f"line {i}\n" for i in range(1000)))
-    monkeypatch.setattr(ops, "LOG_TAIL_BYTES", 200)
-    tail = ops.read_log_tail(str(log), 5)
+    monkeypatch.setattr(jobs, "LOG_TAIL_BYTES", 200)
+    tail = jobs.read_log_tail(str(log), 5)
     assert tail.text.splitlines() == [f"line {i}" for i in range(995, 1000)] and tail.truncated
-    assert ops.read_log_tail(str(tmp_path / "gone.log")).error.startswith("cannot read the log")
+    assert jobs.read_log_tail(str(tmp_path / "gone.log")).error.startswith("cannot read the log")
 
 
 def test_ops_chart_builders() -> None:
-    from roadwork.dashboard import ops_charts
 
-    arms = ops_charts.ab_arm_mcc(["A: m:0.1.0", "B: m:0.2.0"], [0.5, 0.6], [0.4, 0.55], [0.6, 0.7])
+    arms = ab_charts.ab_arm_mcc(["A: m:0.1.0", "B: m:0.2.0"], [0.5, 0.6], [0.4, 0.55], [0.6, 0.7])
     assert list(arms.data[0].y) == [0.5, 0.6]
     assert list(arms.data[0].error_y.array) == pytest.approx([0.1, 0.1])
     assert list(arms.data[0].error_y.arrayminus) == pytest.approx([0.1, 0.05])
     when = [dt.datetime(2025, 1, 1, h) for h in (1, 2)]
-    lines = ops_charts.standing_lines({"UID 3 (us)": list(zip(when, [4, 3], strict=True)), "UID 1": []},
+    lines = leaderboard_charts.standing_lines({"UID 3 (us)": list(zip(when, [4, 3], strict=True)), "UID 1": []},
                                       ours="UID 3 (us)", y_title="place", reverse=True)
     assert [t.name for t in lines.data] == ["UID 3 (us)", "UID 1"] and lines.data[0].line.width == 4
     assert lines.layout.yaxis.autorange == "reversed"
-    histogram = ops_charts.incentive_histogram([0.1, 0.2, 0.3], ours=0.2)
+    histogram = leaderboard_charts.incentive_histogram([0.1, 0.2, 0.3], ours=0.2)
     assert list(histogram.data[0].x) == [0.1, 0.2, 0.3] and histogram.layout.shapes[0].x0 == 0.2
-    counts = ops_charts.hard_negative_counts(["weather=Rain"], {"uncertain": [2], "confident_mistake": [1]})
+    counts = hard_negative_charts.hard_negative_counts(["weather=Rain"], {"uncertain": [2], "confident_mistake": [1]})
     assert [t.name for t in counts.data] == ["uncertain", "confident_mistake"] and counts.layout.barmode == "stack"

@@ -4,17 +4,23 @@ operator (`test_auth.py` covers signing in and what viewers see)."""
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from roadwork.db import repo
-from tests.dashboard.conftest import OPERATOR, Login, add_user, sign_in
+from tests.dashboard.conftest import (
+    APP,
+    OPERATOR,
+    TIMEOUT_S,
+    Login,
+    add_user,
+    page_text,
+    sign_in,
+    table,
+)
 
-APP = Path(__file__).resolve().parents[2] / "roadwork" / "dashboard" / "app.py"
 PAGES = ["views/overview.py", "views/models.py", "views/deployments.py"]
-TIMEOUT_S = 30
 
 
 def open_page(page: str, login: Login = OPERATOR) -> AppTest:
@@ -26,26 +32,6 @@ def open_page(page: str, login: Login = OPERATOR) -> AppTest:
     return at
 
 
-def page_text(at: AppTest) -> str:
-    parts = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "error", "success")
-             for e in at.get(kind)]
-    return "\n".join(str(p) for p in parts)
-
-
-# A read-only st.dataframe keeps no key in the element tree, so tables are found by a column they have.
-TABLE_COLUMN = {
-    "overview_job_runs": "job",
-    "models_versions": "training val MCC",
-    "models_condition_cells": "condition",
-    "deployments_alias_events": "action",
-    "deployments_commands": "outcome",
-}
-
-
-def table(at: AppTest, key: str):  # noqa: ANN201 - pandas DataFrame
-    frames = [d.value for d in at.dataframe if TABLE_COLUMN[key] in d.value.columns]
-    assert len(frames) == 1, f"expected one table {key!r}, found {len(frames)}"
-    return frames[0]
 
 
 # --- seeded -------------------------------------------------------------------------------------------------

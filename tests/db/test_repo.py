@@ -132,3 +132,42 @@ def test_foreign_keys_are_enforced(engine) -> None:
         with write_session(engine) as s:
             repo.add_evaluation(s, version_id=999, dataset="d", n=1, mcc=0, accuracy=0, metrics={})
 
+
+
+def test_semver_key_orders_versions_numerically_with_odd_strings_first() -> None:
+    versions = ["0.10.0", "0.9.0", "not-semver", "1.0.0", "0.9.1"]
+    assert sorted(versions, key=repo.semver_key) == ["not-semver", "0.9.0", "0.9.1", "0.10.0", "1.0.0"]
+
+
+def test_lineage_walks_parents_up_to_the_depth_with_the_hard_negative_set(engine) -> None:
+    with write_session(engine) as s:
+        hard = m.HardNegativeSet(name="rain misses", source_version_id=None, pool="/pool", n_items=7)
+        s.add(hard)
+        s.flush()
+        root = _version(s, "0.1.0")
+        child = _version(s, "0.2.0", parent_id=root.id, hard_negative_set_id=hard.id)
+        grandchild = _version(s, "0.3.0", parent_id=child.id)
+    with read_session(engine) as s:
+        chain = repo.lineage(s, grandchild.id, max_depth=1)
+        full = repo.lineage(s, grandchild.id, max_depth=10)
+        assert repo.alias_target(s) is None
+    assert [(e.depth, e.version) for e in chain] == [(0, "0.3.0"), (1, "0.2.0")]
+    assert [e.version for e in full] == ["0.3.0", "0.2.0", "0.1.0"]
+    assert (full[1].hard_negative_set_name, full[1].hard_negative_set_items) == ("rain misses", 7)
+    assert full[0].hard_negative_set_name is None
+
+
+def test_preferred_evaluation_is_the_latest_replay_else_the_latest_of_any_kind(engine) -> None:
+    with write_session(engine) as s:
+        v = _version(s)
+        replay = repo.add_evaluation(s, version_id=v.id, dataset="d", n=10, mcc=0.4, accuracy=0.7, metrics={},
+                                     kind="replay")
+        repo.add_evaluation(s, version_id=v.id, dataset="d", n=10, mcc=0.6, accuracy=0.8, metrics={})
+        only_validation = _version(s, "0.2.0")
+        validation = repo.add_evaluation(s, version_id=only_validation.id, dataset="d", n=5, mcc=0.1, accuracy=0.5,
+                                         metrics={})
+    with read_session(engine) as s:
+        assert repo.replay_or_latest_evaluation(s, v.id).id == replay.id
+        assert repo.replay_or_latest_evaluation(s, only_validation.id).id == validation.id
+        assert repo.preferred_mcc(s, [v.id, only_validation.id]) == {v.id: (0.4, "replay"),
+                                                                       only_validation.id: (0.1, "validation")}

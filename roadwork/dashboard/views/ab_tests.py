@@ -3,28 +3,30 @@
 
 import streamlit as st
 
-from roadwork.dashboard import auth, ops_charts, services
+from roadwork.dashboard import auth, services, widgets
+from roadwork.dashboard import formatting as fmt
 from roadwork.dashboard import ops_services as ops
-from roadwork.platform.ab.service import MIN_N
+from roadwork.dashboard.charts import ab_tests as charts
+from roadwork.dashboard.queries import ab_tests as queries
 
 DATETIME_COLUMN = {"format": "YYYY-MM-DD HH:mm:ss"}
 VERDICTS = {"a_better": "A is better", "b_better": "B is better", "no_difference": "no significant difference",
             "insufficient": "not enough challenges for a verdict"}
-KINDS = ("create_ab_test",)
 
 st.title("A/B tests")
 operator = auth.is_operator()
-tz = services.local_tz_name()
+tz = fmt.local_tz_name()
 
 # --- create (operators) ---------------------------------------------------------------------------------------
 if operator:
     st.subheader("New test")
-    versions = {v.id: v.label + ("  (champion)" if v.is_champion else "") for v in services.versions()}
+    choices = queries.version_choices()
+    versions = choices.options
     if len(versions) < 2:
         st.caption("An A/B test needs two versions in the registry.")
     else:
         ids = list(versions)
-        champion = next((v.id for v in services.versions() if v.is_champion), ids[-1])
+        champion = choices.champion_id if choices.champion_id in versions else ids[-1]
         with st.form("act_ab_form"):
             c1, c2 = st.columns(2)
             version_a = c1.selectbox("A (baseline)", ids, index=ids.index(champion), format_func=versions.get,
@@ -35,7 +37,7 @@ if operator:
                                           key="act_ab_n")
             reason = st.text_input("Reason (required)", key="act_ab_reason", placeholder="e.g. is 0.3.0 better?")
             submitted = st.form_submit_button("Request A/B test", type="primary", key="act_ab_submit")
-        st.caption(f"Fewer than {MIN_N} challenges give no verdict (`insufficient`).")
+        st.caption(f"Fewer than {queries.MIN_N} challenges give no verdict (`insufficient`).")
         if submitted:
             try:
                 command_id = ops.request_ab_test(version_a, version_b, sample_size, reason, auth.actor())
@@ -46,26 +48,22 @@ if operator:
                            "see its outcome below.", icon=":material/check_circle:")
 
 # --- requests and their outcome ------------------------------------------------------------------------------
-commands = ops.recent_commands(KINDS)
+commands = queries.commands()
 
 
-@st.fragment(run_every=5 if ops.any_pending(commands) else None)
+@st.fragment(run_every=5 if widgets.any_pending(commands) else None)
 def show_commands() -> None:
-    latest = ops.recent_commands(KINDS)
+    latest = queries.commands()
     if latest:
         st.caption("Requested tests (the scheduler creates and runs them):")
-        st.dataframe(
-            ops.command_rows(latest), hide_index=True, width="stretch", key="ab_commands",
-            column_config={"requested": st.column_config.DatetimeColumn("requested", **DATETIME_COLUMN),
-                           "applied": st.column_config.DatetimeColumn("applied", **DATETIME_COLUMN)},
-        )
+        widgets.commands_table(latest, key="ab_commands")
 
 
 show_commands()
 
 # --- tests -----------------------------------------------------------------------------------------------------
 st.subheader("Tests")
-tests = ops.ab_tests()
+tests = queries.ab_tests()
 if not tests:
     st.info("No A/B tests yet.", icon=":material/info:")
     st.stop()
@@ -97,7 +95,7 @@ by_id = {t.id: t for t in tests}
 test_id = st.selectbox("Test", list(by_id), format_func=lambda i: f"#{i} {by_id[i].name} ({by_id[i].status})",
                        key="ab_selected_test")
 test = by_id[test_id]
-result = ops.ab_result(test_id)
+result = queries.ab_result(test_id)
 if result is None:
     st.caption(f"No result yet: the test is {test.status}.")
     st.stop()
@@ -121,8 +119,8 @@ m3.metric("Expected reward (B - A)", f"{diff.get('expected_reward_diff', 0.0):+.
 arms = [(f"A: {test.version_a}", result.arm_a), (f"B: {test.version_b}", result.arm_b)]
 left, right = st.columns([2, 3])
 left.plotly_chart(
-    ops_charts.ab_arm_mcc([name for name, _ in arms], [a["mcc"] for _, a in arms],
-                          [a["mcc_ci_low"] for _, a in arms], [a["mcc_ci_high"] for _, a in arms]),
+    charts.ab_arm_mcc([name for name, _ in arms], [a["mcc"] for _, a in arms],
+                      [a["mcc_ci_low"] for _, a in arms], [a["mcc_ci_high"] for _, a in arms]),
     key="ab_arm_chart",
 )
 right.dataframe(

@@ -6,16 +6,17 @@ import json
 
 import streamlit as st
 
-from roadwork.dashboard import ablation_services as abl
-from roadwork.dashboard import charts_ablation, services
+from roadwork.dashboard import formatting as fmt
+from roadwork.dashboard.charts import ablations as charts
+from roadwork.dashboard.queries import ablations as queries
 
 DATETIME_FORMAT = "YYYY-MM-DD HH:mm"
 
 st.title("Ablations")
-studies = abl.studies()
+studies = queries.studies()
 if not studies:
     st.info("No ablation studies yet. Train the base config and one variant per flipped component, on the same "
-            f"seeds, with:\n\n`{abl.CREATE_COMMAND}`", icon=":material/info:")
+            f"seeds, with:\n\n`{queries.CREATE_COMMAND}`", icon=":material/info:")
     st.stop()
 
 by_id = {s.id: s for s in studies}
@@ -29,11 +30,11 @@ def _label(study_id: int) -> str:
 
 study_id = st.selectbox("Study", list(by_id), format_func=_label, key="ablations_study")
 st.caption(f"{len(studies)} stud{'y' if len(studies) == 1 else 'ies'}, newest first "
-           f"(at most {abl.STUDIES_SHOWN}). Times in local time, {services.local_tz_name()}.")
+           f"(at most {queries.STUDIES_SHOWN}). Times in local time, {fmt.local_tz_name()}.")
 study = by_id[study_id]
 
 # --- status --------------------------------------------------------------------------------------------------------
-missing = abl.not_run(study)
+missing = queries.not_run(study)
 progress = f"{len(study.components) - len(missing)} of {len(study.components)} components done"
 if study.status == "failed":
     st.error(f"Failed: {study.error or 'no error recorded'} ({progress}).", icon=":material/error:")
@@ -45,7 +46,7 @@ else:
     st.success(f"Finished{finished}: {progress}.", icon=":material/check_circle:")
 epochs = study.config.get("optim", {}).get("epochs", "?")
 st.caption(f"Data {(study.data_fingerprint or 'unknown')[:12]}, {epochs} epochs, trained "
-           f"{services.format_duration(sum(r.seconds for r in study.rows))} in all; started by {study.actor}."
+           f"{fmt.format_duration(sum(r.seconds for r in study.rows))} in all; started by {study.actor}."
            + (f" Not run: {', '.join(missing)}." if missing else ""))
 
 # --- results -------------------------------------------------------------------------------------------------------
@@ -53,9 +54,9 @@ st.subheader("Results")
 if not study.rows:
     st.caption("No results yet: the base trains first, then one variant per component.")
 else:
-    seed_columns = {abl.seed_column(s): st.column_config.NumberColumn(format="%.3f") for s in study.seeds}
+    seed_columns = {queries.seed_column(s): st.column_config.NumberColumn(format="%.3f") for s in study.seeds}
     st.dataframe(
-        abl.table_rows(study),
+        queries.table_rows(study),
         hide_index=True,
         width="stretch",
         height="content",
@@ -69,18 +70,18 @@ else:
     st.caption("delta: the variant's MCC minus the base's, paired by seed and averaged; 95% CI: the Student t "
                "interval of those paired differences (n/a with one seed). A variant turns one component "
                "**off** (or **on**): an off variant with a negative delta means the component helps.")
-    shown = abl.variants(study)
+    shown = queries.variants(study)
     if shown:
         st.plotly_chart(
-            charts_ablation.ablation_deltas([f"{r.component} {r.direction}" for r in shown],
-                                            [r.delta for r in shown], [r.ci_low for r in shown],
-                                            [r.ci_high for r in shown]),
+            charts.ablation_deltas([f"{r.component} {r.direction}" for r in shown],
+                                   [r.delta for r in shown], [r.ci_low for r in shown],
+                                   [r.ci_high for r in shown]),
             key="ablations_chart",
         )
 
 # --- base config ---------------------------------------------------------------------------------------------------
 st.subheader("Base config")
-switches = sorted(abl.key_switches(study.config, study.components), key=lambda s: not s.studied)  # studied first
+switches = sorted(queries.key_switches(study.config, study.components), key=lambda s: not s.studied)  # studied first
 st.dataframe(
     [{"component": s.component, "setting": s.key, "value": json.dumps(s.value), "state": s.state,
       "studied": s.studied} for s in switches],

@@ -3,19 +3,22 @@
 import streamlit as st
 
 from roadwork.clock import utcnow
-from roadwork.dashboard import auth, charts, services
+from roadwork.dashboard import auth, services, widgets
+from roadwork.dashboard import formatting as fmt
+from roadwork.dashboard.charts import deployments as charts
+from roadwork.dashboard.queries import deployments as queries
 
 st.title("Deployments")
-events = services.alias_events()
+events = queries.alias_events()
 
 st.subheader("Champion timeline")
 if not events:
     st.info("The champion has never moved: run `roadwork demo` or `roadwork deploy VERSION`.", icon=":material/info:")
 else:
-    order = [r.version for r in reversed(services.versions())]  # oldest version at the bottom
+    order = queries.version_order()  # oldest version at the bottom
     st.plotly_chart(
         charts.alias_timeline(
-            [(e.when, e.to_version, e.action) for e in events], services.local(utcnow()), version_order=order
+            [(e.when, e.to_version, e.action) for e in events], fmt.local(utcnow()), version_order=order
         ),
         key="deployments_timeline_chart",
     )
@@ -39,12 +42,12 @@ else:
             "reason": st.column_config.TextColumn("reason", width="large"),
         },
     )
-    st.caption(f"Newest first. Times in local time, {services.local_tz_name()}.")
+    st.caption(f"Newest first. Times in local time, {fmt.local_tz_name()}.")
 
 st.subheader("Candidates waiting for approval")
-waiting = services.candidates()
+waiting = queries.candidates()
 if not waiting:
-    policy = services.gate_policy()
+    policy = queries.gate_policy()
     st.caption("None waiting." + (" Gate policy `auto`: candidates that pass deploy at once." if policy == "auto"
                                   else " Gate policy `manual`: candidates that pass wait here for an operator."))
 for cand in waiting:
@@ -70,7 +73,7 @@ for cand in waiting:
                                "the scheduler applies it.")
 
 st.subheader("Roll back")
-choices = services.rollback_choices()
+choices = queries.rollback_choices()
 if choices.champion_id is None:
     st.caption("Nothing to roll back: there is no champion yet.")
 elif not choices.options:
@@ -96,33 +99,11 @@ else:
             st.error(str(exc), icon=":material/error:")
         else:
             st.success(f"Rollback requested (command #{command_id}); the scheduler applies it.")
-    st.caption(f"Requests are applied by the scheduler, not by the dashboard. Acting as `{services.current_actor()}`.")
+    st.caption(f"Requests are applied by the scheduler, not by the dashboard. Acting as `{auth.actor()}`.")
 
 st.subheader("Recent commands")
-commands = services.recent_commands()
+commands = queries.commands()
 if not commands:
     st.caption("No commands yet.")
 else:
-    st.dataframe(
-        [
-            {
-                "#": c.id,
-                "kind": c.kind,
-                "payload": str(c.payload),
-                "status": c.status,
-                "outcome": c.outcome or "",
-                "requested by": c.requested_by,
-                "reason": c.reason,
-                "requested": c.created_at,
-                "applied": c.applied_at,
-            }
-            for c in commands
-        ],
-        hide_index=True,
-        width="stretch",
-        key="deployments_commands",
-        column_config={
-            "requested": st.column_config.DatetimeColumn("requested", format="YYYY-MM-DD HH:mm:ss"),
-            "applied": st.column_config.DatetimeColumn("applied", format="YYYY-MM-DD HH:mm:ss"),
-        },
-    )
+    widgets.commands_table(commands, key="deployments_commands")

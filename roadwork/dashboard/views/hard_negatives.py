@@ -4,15 +4,16 @@ import math
 
 import streamlit as st
 
-from roadwork.dashboard import ops_charts, services
-from roadwork.dashboard import ops_services as ops
+from roadwork.dashboard import formatting as fmt
+from roadwork.dashboard.charts import hard_negatives as charts
+from roadwork.dashboard.queries import hard_negatives as queries
 
 PER_PAGE = 48
 GRID = 6
 REASONS = ("confident_mistake", "uncertain")
 
 st.title("Hard negatives")
-sets = ops.hard_negative_sets()
+sets = queries.hard_negative_sets()
 if not sets:
     st.info("No hard-negative sets yet: the `mine` job makes one with the champion (`roadwork jobs run mine`).",
             icon=":material/info:")
@@ -39,23 +40,23 @@ st.dataframe(
     column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
                    "pool here": st.column_config.CheckboxColumn("pool here")},
 )
-st.caption(f"Newest first. Times in local time, {services.local_tz_name()}.")
+st.caption(f"Newest first. Times in local time, {fmt.local_tz_name()}.")
 
 by_id = {s.id: s for s in sets}
 set_id = st.selectbox("Set", list(by_id), format_func=lambda i: f"#{i} {by_id[i].name}", key="hn_selected_set")
 selected = by_id[set_id]
-items = ops.hard_negative_items(set_id)
+items = queries.hard_negative_items(set_id)
 
 # --- counts per condition and reason ---------------------------------------------------------------------------
-counts = ops.condition_counts(items)
+counts = queries.condition_counts(items)
 if counts:
     cells = sorted({(c.condition, c.value) for c in counts})
     per_cell = {(c.condition, c.value, c.reason): c.n for c in counts}
     reasons = sorted({c.reason for c in counts}, key=lambda r: (r not in REASONS, r))
     left, right = st.columns([3, 2])
     left.plotly_chart(
-        ops_charts.hard_negative_counts([f"{c}={v}" for c, v in cells],
-                                        {r: [per_cell.get((c, v, r), 0) for c, v in cells] for r in reasons}),
+        charts.hard_negative_counts([f"{c}={v}" for c, v in cells],
+                                    {r: [per_cell.get((c, v, r), 0) for c, v in cells] for r in reasons}),
         key="hn_counts_chart",
     )
     right.dataframe(
@@ -73,7 +74,7 @@ pages = max(1, math.ceil(len(shown) / PER_PAGE))
 page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1,
                        key=f"hn_page_{set_id}_{reason}")  # per set and filter: each has its own page count
 on_page = shown[(page - 1) * PER_PAGE: page * PER_PAGE]
-thumbs = ops.thumbnails(set_id, selected.pool)
+thumbs = queries.thumbnails(set_id, selected.pool)
 if not selected.pool_found:
     st.caption(f"The pool `{selected.pool}` is not on this machine: items are shown by id.")
 st.caption(f"{len(shown)} items, {PER_PAGE} a page; score is the calibrated answer, label 1 = roadwork.")

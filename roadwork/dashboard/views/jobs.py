@@ -3,8 +3,10 @@ edits (with a preview of the next runs), pause, resume, run now and cancel. Ever
 
 import streamlit as st
 
-from roadwork.dashboard import auth, services
+from roadwork.dashboard import auth, services, widgets
+from roadwork.dashboard import formatting as fmt
 from roadwork.dashboard import ops_services as ops
+from roadwork.dashboard.queries import jobs as queries
 
 TIME = "%Y-%m-%d %H:%M"
 DATETIME_COLUMN = {"format": "YYYY-MM-DD HH:mm:ss"}
@@ -17,8 +19,8 @@ def requested(what: str, command_id: int) -> None:
 
 st.title("Jobs")
 operator = auth.is_operator()
-tz = services.local_tz_name()
-schedules = ops.schedules()
+tz = fmt.local_tz_name()
+schedules = queries.schedules()
 by_id = {s.job_id: s for s in schedules}
 
 # --- schedules ---------------------------------------------------------------------------------------------------
@@ -49,20 +51,20 @@ else:
 
 # --- running now -------------------------------------------------------------------------------------------------
 st.subheader("Running now")
-running = ops.running_jobs()
+running = queries.running_jobs()
 
 
 @st.fragment(run_every=10 if running else None)
 def show_running() -> None:
-    jobs = ops.running_jobs()
+    jobs = queries.running_jobs()
     if not jobs:
         st.caption("Nothing is running.")
         return
     for job in jobs:
-        label = (f"`{job.job_id}` (run #{job.run_id}) running for {services.format_duration(job.elapsed_s)}, "
+        label = (f"`{job.job_id}` (run #{job.run_id}) running for {fmt.format_duration(job.elapsed_s)}, "
                  f"since {job.started_at:{TIME}}")
         if job.timeout_s:
-            label += f", of its {services.format_duration(job.timeout_s)} timeout"
+            label += f", of its {fmt.format_duration(job.timeout_s)} timeout"
             st.progress(min(job.elapsed_s / job.timeout_s, 1.0), text=label)
         else:
             st.markdown(label)
@@ -90,7 +92,7 @@ if operator and running:
 # --- controls (operators) --------------------------------------------------------------------------------------
 if operator:
     st.subheader("Run, pause or resume")
-    runnable = ops.runnable_jobs()
+    runnable = queries.runnable_jobs()
     choices = list(by_id) + [j for j in runnable if j not in by_id]
 
     def describe(job_id: str) -> str:
@@ -124,7 +126,7 @@ if operator:
         sched_reason = st.text_input("Reason (required)", key="act_sched_reason")
         submit = st.button("Submit schedule", key="act_sched_submit", type="primary", icon=":material/schedule:")
         try:
-            preview = ops.preview_cron(cron)
+            preview = queries.preview_cron(cron)
             preview_error = None
         except services.RequestError as exc:
             preview, preview_error = [], str(exc)
@@ -141,23 +143,16 @@ if operator:
 
 # --- commands ----------------------------------------------------------------------------------------------------
 st.subheader("Job commands")
-commands = ops.recent_commands(ops.JOB_COMMAND_KINDS)
+commands = queries.job_commands()
 
 
-@st.fragment(run_every=5 if ops.any_pending(commands) else None)
+@st.fragment(run_every=5 if widgets.any_pending(commands) else None)
 def show_commands() -> None:
-    latest = ops.recent_commands(ops.JOB_COMMAND_KINDS)
+    latest = queries.job_commands()
     if not latest:
         st.caption("No job commands yet.")
         return
-    st.dataframe(
-        ops.command_rows(latest),
-        hide_index=True,
-        width="stretch",
-        key="jobs_commands",
-        column_config={"requested": st.column_config.DatetimeColumn("requested", **DATETIME_COLUMN),
-                       "applied": st.column_config.DatetimeColumn("applied", **DATETIME_COLUMN)},
-    )
+    widgets.commands_table(latest, key="jobs_commands")
     st.caption("Applied by the scheduler; a pending command waits for it.")
 
 
@@ -165,8 +160,8 @@ show_commands()
 
 # --- history and logs --------------------------------------------------------------------------------------------
 st.subheader("Run history")
-job_filter = st.selectbox("Job", ["(all)", *sorted(set(by_id) | set(ops.runnable_jobs()))], key="jobs_history_job")
-runs = ops.job_runs(None if job_filter == "(all)" else job_filter)
+job_filter = st.selectbox("Job", ["(all)", *sorted(set(by_id) | set(queries.runnable_jobs()))], key="jobs_history_job")
+runs = queries.job_runs(None if job_filter == "(all)" else job_filter)
 if not runs:
     st.caption("No runs yet.")
 else:
@@ -180,7 +175,7 @@ else:
                 "scheduled": r.scheduled_at,
                 "started": r.started_at,
                 "finished": r.finished_at,
-                "duration": services.format_duration(r.duration_s),
+                "duration": fmt.format_duration(r.duration_s),
                 "error": (r.error or "").strip().splitlines()[0] if r.error else "",
             }
             for r in runs
@@ -201,7 +196,7 @@ else:
         run_id = st.selectbox("Log of run", list(labels), format_func=labels.get, key="jobs_log_run")
         run = next(r for r in with_detail if r.id == run_id)
         if run.log_path:
-            tail = ops.read_log_tail(run.log_path)
+            tail = queries.read_log_tail(run.log_path)
             if tail.error:
                 st.warning(f"{tail.error} ({tail.path})", icon=":material/warning:")
             else:

@@ -4,15 +4,16 @@ is spread, and a staleness badge when the last poll failed."""
 import pandas as pd
 import streamlit as st
 
-from roadwork.dashboard import ops_charts, services
-from roadwork.dashboard import ops_services as ops
+from roadwork.dashboard import formatting as fmt
+from roadwork.dashboard.charts import leaderboard as charts
+from roadwork.dashboard.queries import leaderboard as queries
 from roadwork.platform.standings import is_sample
 
 OURS_STYLE = "background-color: rgba(214, 39, 40, 0.18); font-weight: bold"
 COMPETITORS_BY_DEFAULT = 3
 
 st.title("Leaderboard")
-board = ops.leaderboard()
+board = queries.leaderboard()
 good, standing, uid = board.good, board.standing, board.our_uid
 
 if board.stale:
@@ -30,7 +31,7 @@ if is_sample(good.source):
              help="The demo's sample standings, not the network's: set `leaderboard.source` to poll the subnet.")
 st.caption(f"Snapshot #{good.id} from {good.source}, netuid {good.netuid}"
            + (f", block {good.block}" if good.block is not None else "")
-           + f", taken {good.taken_at:%Y-%m-%d %H:%M} (local time, {services.local_tz_name()}).")
+           + f", taken {good.taken_at:%Y-%m-%d %H:%M} (local time, {fmt.local_tz_name()}).")
 
 # --- where we stand ----------------------------------------------------------------------------------------------
 if uid is None:
@@ -93,7 +94,7 @@ default = ([uid] if standing and standing.found else []) + [m.uid for m in miner
 chosen = st.multiselect("UIDs", [m.uid for m in board.miners], default=default,
                         format_func=lambda u: f"{u} (us)" if u == uid else str(u), key="lb_uids")
 if chosen:
-    history = ops.trends(chosen)
+    history = queries.trends(chosen)
 
     def name(u: int) -> str:
         return f"UID {u}" + (" (us)" if u == uid else "")
@@ -101,13 +102,13 @@ if chosen:
     ours = name(uid) if uid in chosen else None
     left, right = st.columns(2)
     left.plotly_chart(
-        ops_charts.standing_lines({name(u): [(p.taken_at, p.rank) for p in history[u]] for u in chosen},
-                                  ours=ours, y_title="place", reverse=True),
+        charts.standing_lines({name(u): [(p.taken_at, p.rank) for p in history[u]] for u in chosen},
+                              ours=ours, y_title="place", reverse=True),
         key="lb_place_chart",
     )
     right.plotly_chart(
-        ops_charts.standing_lines({name(u): [(p.taken_at, p.incentive) for p in history[u]] for u in chosen},
-                                  ours=ours, y_title="incentive"),
+        charts.standing_lines({name(u): [(p.taken_at, p.incentive) for p in history[u]] for u in chosen},
+                              ours=ours, y_title="incentive"),
         key="lb_incentive_chart",
     )
 else:
@@ -116,7 +117,7 @@ else:
 # --- distribution ------------------------------------------------------------------------------------------------
 st.subheader("Incentive across miners")
 st.plotly_chart(
-    ops_charts.incentive_histogram([m.incentive or 0.0 for m in miners],
-                                   standing.incentive if standing and standing.found else None),
+    charts.incentive_histogram([m.incentive or 0.0 for m in miners],
+                               standing.incentive if standing and standing.found else None),
     key="lb_histogram",
 )

@@ -5,10 +5,12 @@ import json
 
 import streamlit as st
 
-from roadwork.dashboard import charts, insight_charts, insights, services
+from roadwork.dashboard import formatting as fmt
+from roadwork.dashboard.charts import models as charts
+from roadwork.dashboard.queries import models as queries
 
 st.title("Models")
-rows = services.versions()
+rows = queries.versions()
 if not rows:
     st.info("No versions yet: run `roadwork demo` or `roadwork train`.", icon=":material/info:")
     st.stop()
@@ -40,7 +42,7 @@ st.dataframe(
         "eval accuracy": st.column_config.NumberColumn(format="percent"),
     },
 )
-st.caption(f"Latest evaluation of each version (any kind). Times in local time, {services.local_tz_name()}.")
+st.caption(f"Latest evaluation of each version (any kind). Times in local time, {fmt.local_tz_name()}.")
 
 oldest_first = rows[::-1]
 champion = next((r.version for r in rows if r.is_champion), None)
@@ -55,14 +57,14 @@ st.plotly_chart(
 )
 
 st.subheader("MCC per condition")
-matrix = insights.condition_matrix()
+matrix = queries.condition_matrix()
 if not matrix.columns:
     st.info("No condition cells yet: run `roadwork evaluate VERSION --replay N` to measure MCC per condition.",
             icon=":material/info:")
 else:
     st.plotly_chart(
-        insight_charts.condition_heatmap(matrix.rows, matrix.columns, matrix.mcc, matrix.n, matrix.ci_low,
-                                         matrix.ci_high, reference_row=matrix.champion_row),
+        charts.condition_heatmap(matrix.rows, matrix.columns, matrix.mcc, matrix.n, matrix.ci_low,
+                                 matrix.ci_high, reference_row=matrix.champion_row),
         key="models_condition_heatmap",
     )
     partial = matrix.total_versions > len(matrix.rows)
@@ -88,11 +90,11 @@ st.caption(
     f"parent {selected.parent or '-'}."
 )
 
-detail = insights.version_detail(selected.id)  # its latest replay evaluation, else its latest of any kind
+detail = queries.version_detail(selected.id)  # its latest replay evaluation, else its latest of any kind
 if detail.evaluation_id is None:
     st.caption("No evaluation of this version yet.")
 else:
-    cells = services.condition_cells(detail.evaluation_id)
+    cells = queries.condition_cells(detail.evaluation_id)
     if not cells:
         st.caption(f"Its latest {detail.evaluation_kind} evaluation has no condition cells.")
     else:
@@ -160,17 +162,17 @@ else:
             st.caption("No threshold sweep stored with this evaluation.")
         else:
             st.plotly_chart(
-                insight_charts.threshold_sweep(detail.sweep.thresholds, detail.sweep.mcc,
-                                               best_threshold=detail.sweep.best_threshold,
-                                               best_mcc=detail.sweep.best_mcc,
-                                               calibrated_threshold=detail.calibration_threshold),
+                charts.threshold_sweep(detail.sweep.thresholds, detail.sweep.mcc,
+                                       best_threshold=detail.sweep.best_threshold,
+                                       best_mcc=detail.sweep.best_mcc,
+                                       calibrated_threshold=detail.calibration_threshold),
                 key="models_sweep_chart",
             )
     with right:
         if detail.calibration_threshold is None:
             st.caption("No calibration stored with this evaluation.")
         else:
-            st.plotly_chart(insight_charts.calibration_curve(detail.calibration_threshold),
+            st.plotly_chart(charts.calibration_curve(detail.calibration_threshold),
                             key="models_calibration_chart")
     if detail.before_after:
         st.dataframe(
@@ -214,7 +216,7 @@ st.dataframe(
         "training MCC": st.column_config.NumberColumn(format="%.3f"),
     },
 )
-st.caption(f"The version and up to {insights.LINEAGE_DEPTH} ancestors, parent first.")
+st.caption(f"The version and up to {queries.LINEAGE_DEPTH} ancestors, parent first.")
 
 with st.expander("Training config (JSON)", expanded=False, key="models_config_expander"):
     st.code(json.dumps(selected.config, indent=2, sort_keys=True, default=str), language="json")

@@ -3,7 +3,9 @@ open alerts, the last failures, a few counts and the last job runs."""
 
 import streamlit as st
 
-from roadwork.dashboard import insight_charts, insights, services
+from roadwork.dashboard import formatting as fmt
+from roadwork.dashboard.charts import overview as charts
+from roadwork.dashboard.queries import overview as queries
 from roadwork.platform.standings import is_sample
 
 TIME = "%Y-%m-%d %H:%M"
@@ -18,7 +20,7 @@ def _delta(value: float | None, spec: str) -> str | None:
     return None if value is None else format(value, spec)
 
 
-data = services.overview()
+data = queries.overview()
 champion = data.champion
 
 st.title("Overview")
@@ -30,19 +32,19 @@ else:
     st.subheader(f"Champion: `{champion.label}`")
     st.caption(
         f"Champion since {champion.since:%Y-%m-%d %H:%M}; created {champion.created_at:%Y-%m-%d %H:%M} "
-        f"(local time, {services.local_tz_name()})."
+        f"(local time, {fmt.local_tz_name()})."
     )
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Validation MCC", "-" if champion.mcc is None else f"{champion.mcc:.3f}")
     c2.metric("Validation accuracy", "-" if champion.accuracy is None else f"{champion.accuracy:.1%}")
-    c3.metric("Champion for", services.format_duration(champion.champion_for_s))
-    c4.metric("Model age", services.format_duration(champion.age_s))
+    c3.metric("Champion for", fmt.format_duration(champion.champion_for_s))
+    c4.metric("Model age", fmt.format_duration(champion.age_s))
     if champion.evaluated_at is not None:
         st.caption(f"Latest validation: n={champion.n}, at {champion.evaluated_at:%Y-%m-%d %H:%M}.")
     else:
         st.caption("No validation evaluation of the champion yet.")
 
-    age = insights.countdown()
+    age = queries.countdown()
     if age is not None:
         st.markdown("**Reward-decay countdown** (announced model-age rule; a new deploy resets it)")
         d1, d2, d3, d4 = st.columns(4)
@@ -59,7 +61,7 @@ else:
 
 # --- standing ------------------------------------------------------------------------------------------------
 st.divider()
-standing = insights.standings()
+standing = queries.standings()
 st.subheader("Our standing" + (f" (UID {standing.uid})" if standing.uid is not None else ""))
 if standing.stale:
     st.badge(f"Stale: the last poll ({standing.stale_at:{TIME}}) failed", icon=":material/warning:", color="orange")
@@ -76,8 +78,8 @@ if standing.found:
     s4.metric("Trust", _fmt(standing.trust, ".3f"), _delta(standing.trust_delta, "+.3f"))
     if len(standing.trend) > 1:
         st.plotly_chart(
-            insight_charts.standing_trend([p.when for p in standing.trend], [p.incentive for p in standing.trend],
-                                          [p.rank for p in standing.trend]),
+            charts.standing_trend([p.when for p in standing.trend], [p.incentive for p in standing.trend],
+                                  [p.rank for p in standing.trend]),
             key="overview_standing_trend",
         )
 if standing.taken_at is not None and is_sample(standing.source):
@@ -89,21 +91,21 @@ if standing.taken_at is not None:
 
 # --- next runs, alerts, failures -----------------------------------------------------------------------------
 st.subheader("Next scheduled runs")
-runs_ahead = insights.next_runs()
+runs_ahead = queries.next_runs()
 if not runs_ahead:
     st.info("No scheduled jobs yet: start the scheduler (`roadwork scheduler`) to register the built-in jobs.",
             icon=":material/info:")
 else:
     st.dataframe(
         [{"scheduled job": r.job_id, "next run": r.next_run,
-          "in": "paused" if r.paused else ("due" if (r.in_s or 0) <= 0 else services.format_duration(r.in_s)),
+          "in": "paused" if r.paused else ("due" if (r.in_s or 0) <= 0 else fmt.format_duration(r.in_s)),
           "trigger": r.trigger, "problem": r.error or ""} for r in runs_ahead],
         hide_index=True, width="stretch", key="overview_next_runs",
         column_config={"next run": DATETIME_COLUMN},
     )
 
 st.subheader("Open alerts (last 24 h)")
-alerts = insights.open_alerts()
+alerts = queries.open_alerts()
 if not alerts:
     st.info("No alerts in the last 24 h.", icon=":material/notifications_off:")
 else:
@@ -112,7 +114,7 @@ else:
                  column_config={"when": DATETIME_COLUMN, "message": st.column_config.TextColumn(width="large")})
 
 st.subheader("Last failures")
-failed = insights.failures()
+failed = queries.failures()
 if not failed:
     st.info("No failures: no failed or missed job runs and no failed deploys.", icon=":material/check_circle:")
 else:
@@ -127,7 +129,7 @@ m1, m2, m3, m4 = st.columns(4)
 m1.metric("Versions", data.n_versions)
 m2.metric("Champion moves", data.n_alias_moves)
 m3.metric("Pending commands", data.n_pending_commands)
-m4.metric(f"Failed runs (last {services.JOB_RUNS_SHOWN})", data.n_failed_runs)
+m4.metric(f"Failed runs (last {queries.JOB_RUNS_SHOWN})", data.n_failed_runs)
 
 st.subheader("Recent job runs")
 if not data.job_runs:
@@ -158,4 +160,4 @@ else:
             "error": st.column_config.TextColumn("error", width="large"),
         },
     )
-st.caption(f"Times in local time, {services.local_tz_name()}.")
+st.caption(f"Times in local time, {fmt.local_tz_name()}.")

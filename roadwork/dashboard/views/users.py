@@ -6,7 +6,8 @@ requires the reason and writes the audit event. Passwords are typed, never shown
 
 import streamlit as st
 
-from roadwork.dashboard import auth, services
+from roadwork.dashboard import auth, context
+from roadwork.dashboard import formatting as fmt
 from roadwork.platform import users
 
 FLASH_KEY = "users_flash"  # the outcome of the last change, shown after the rerun that refreshes the table
@@ -17,7 +18,7 @@ if not auth.is_operator():
     st.error("Operators only: ask an operator if you need access to user management.", icon=":material/block:")
     st.stop()
 
-engine = services.engine()
+engine = context.engine()
 flash = st.session_state.pop(FLASH_KEY, None)
 if flash is not None:
     kind, message = flash
@@ -38,7 +39,7 @@ def apply(change, success: str) -> None:  # noqa: ANN001 - a no-argument callabl
 everyone = users.list_users(engine)
 st.dataframe(
     [
-        {"username": u.username, "role": u.role, "created": services.local(u.created_at), "disabled": u.disabled}
+        {"username": u.username, "role": u.role, "created": fmt.local(u.created_at), "disabled": u.disabled}
         for u in everyone
     ],
     hide_index=True,
@@ -46,7 +47,7 @@ st.dataframe(
     key="users_table",
     column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm")},
 )
-st.caption(f"Times in local time, {services.local_tz_name()}. Acting as `{me.username}`; every change is audited.")
+st.caption(f"Times in local time, {fmt.local_tz_name()}. Acting as `{me.username}`; every change is audited.")
 names = [u.username for u in everyone]
 enabled = [u.username for u in everyone if not u.disabled]
 

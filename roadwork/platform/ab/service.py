@@ -20,7 +20,6 @@ promotion happens only on evidence both tests accept.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import math
@@ -30,12 +29,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session
 
 from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db import repo
+# The readers (and the verdict threshold a page shows) live in the repository: pages show tests without scipy.
+from roadwork.db.repo.ab import MIN_N, ABResult, ABTest, get_ab_test, list_ab_tests  # noqa: F401
+from roadwork.db.repo.ab import latest_ab_result as latest_results  # noqa: F401
 from roadwork.db.engine import read_session, write_session
 from roadwork.platform.evaluation.scoring import expected_reward
 from roadwork.trainer.eval.metrics import accuracy, mcc, mcc_from_counts, threshold
@@ -44,7 +46,6 @@ if TYPE_CHECKING:  # the readers serve the dashboard, which must not import torc
     from roadwork.platform.registry.service import DeployResult
     from roadwork.trainer.eval.predict import Predictor
 
-MIN_N = 200  # paired challenges before any verdict: two full MCC windows
 N_BOOT = 1000
 ALPHA = 0.05
 EXACT_BELOW = 25  # McNemar: exact binomial test when b + c is below this, chi-square above
@@ -342,34 +343,6 @@ def roll_back_if_worse(engine: Engine, settings: Settings, monitor: LiveMonitor,
 # --- the service: stored replay tests ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ABTest:
-    id: int
-    name: str
-    version_a_id: int
-    version_b_id: int
-    version_a: str  # name:X.Y.Z
-    version_b: str
-    sample_size: int  # challenges in the replay
-    mode: str  # replay | live
-    status: str  # pending | running | done | failed
-    created_by: str
-    created_at: dt.datetime
-    verdict: str | None  # of the newest result, None before the first
-
-
-@dataclass(frozen=True)
-class ABResult:
-    id: int
-    test_id: int
-    n: int
-    arm_a: dict[str, Any]  # ArmStats as a dict
-    arm_b: dict[str, Any]
-    diff: dict[str, Any]  # ABOutcome.diff_dict(): difference CI, McNemar, the replay it ran on
-    verdict: str
-    created_at: dt.datetime
-
-
 def create_ab_test(engine: Engine, *, version_a: str | int, version_b: str | int, sample_size: int, actor: str,
                    name: str | None = None, mode: str = "replay") -> int:
     """Add a pending A/B test of two existing, different versions (`get_version` references); returns its id."""
@@ -500,45 +473,6 @@ def mark_failed(engine: Engine, test_id: int, *, error: str, actor: str = "sched
             repo.add_audit(session, actor=actor, action="ab_test_failed", target=f"ab_test:{test_id}",
                            details={"error": error})
     return changed
-
-
-def latest_results(session: Session, test_id: int) -> ABResult | None:
-    """The newest stored result of a test, or None before its first run."""
-    row = session.scalars(select(m.ABResult).where(m.ABResult.test_id == test_id)
-                          .order_by(m.ABResult.id.desc()).limit(1)).first()
-    if row is None:
-        return None
-    return ABResult(row.id, row.test_id, row.n, row.arm_a, row.arm_b, row.diff, row.verdict, row.created_at)
-
-
-def _test_entity(row: m.ABTest, labels: dict[int, repo.Version], verdict: str | None) -> ABTest:
-    def label(vid: int) -> str:
-        return labels[vid].label if vid in labels else str(vid)
-
-    return ABTest(row.id, row.name, row.version_a_id, row.version_b_id, label(row.version_a_id),
-                  label(row.version_b_id), row.sample_size, row.mode, row.status, row.created_by, row.created_at,
-                  verdict)
-
-
-def list_ab_tests(session: Session, limit: int | None = None) -> list[ABTest]:
-    """A/B tests, newest first, with version labels and the newest result's verdict."""
-    rows = session.scalars(select(m.ABTest).order_by(m.ABTest.id.desc()).limit(limit)).all()
-    labels = repo.versions_by_id(session, {r.version_a_id for r in rows} | {r.version_b_id for r in rows})
-    verdicts: dict[int, str] = {}
-    if rows:
-        results = session.execute(select(m.ABResult.test_id, m.ABResult.verdict)
-                                  .where(m.ABResult.test_id.in_([r.id for r in rows])).order_by(m.ABResult.id))
-        verdicts = {test_id: verdict for test_id, verdict in results}  # later (newer) rows overwrite
-    return [_test_entity(r, labels, verdicts.get(r.id)) for r in rows]
-
-
-def get_ab_test(session: Session, test_id: int) -> ABTest:
-    row = session.get(m.ABTest, test_id)
-    if row is None:
-        raise repo.NotFoundError(f"no A/B test {test_id}")
-    latest = latest_results(session, test_id)
-    labels = repo.versions_by_id(session, {row.version_a_id, row.version_b_id})
-    return _test_entity(row, labels, latest.verdict if latest else None)
 
 
 def ab_test_job(test_id: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from roadwork.clock import utcnow
 from roadwork.db import models as m
 from roadwork.db.engine import write_session
+from roadwork.db.repo.standings import OWNER_KEY
 from roadwork.platform.standings.analysis import derive_standing
 from roadwork.platform.standings.http import redact
 from roadwork.platform.standings.parsing import MinerRow, StandingsError, to_bool
@@ -32,7 +33,6 @@ from roadwork.settings import Settings
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 1000
-OWNER_KEY = "is_owner_hotkey"
 SAMPLE_SUFFIX = " (sample)"
 ROW_FIELDS = ("uid", "hotkey", "coldkey", "rank", "incentive", "emission", "trust", "consensus", "dividends",
               "stake", "active", "validator_permit")

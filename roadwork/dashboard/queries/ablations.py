@@ -1,7 +1,6 @@
 """What the Ablations page reads: stored `roadwork ablate` studies, and pure helpers that shape them for display.
 
-The rules of `services` hold here: pages hold no SQL; reads are cached for a few seconds keyed by the database
-URL; times come back as naive local wall-clock datetimes. The page is read-only: nothing here writes.
+The page is read-only: nothing here writes.
 """
 
 from __future__ import annotations
@@ -12,8 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from roadwork.dashboard import services
-from roadwork.dashboard.services import CACHE_TTL_S, local
+from roadwork.dashboard.context import CACHE_TTL_S, db_url, engine_for
+from roadwork.dashboard.formatting import local
 from roadwork.db import ablations as store
 from roadwork.db.ablations import BASE, AblationRow, AblationStudy
 from roadwork.db.engine import read_session
@@ -46,13 +45,13 @@ def _local_study(study: AblationStudy) -> AblationStudy:
 
 @st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
 def _studies(url: str, limit: int) -> list[AblationStudy]:
-    with read_session(services._engine_for(url)) as session:  # the one migrated engine per URL
+    with read_session(engine_for(url)) as session:
         return [_local_study(s) for s in store.list_studies(session, limit)]
 
 
 def studies(limit: int = STUDIES_SHOWN) -> list[AblationStudy]:
     """The newest `limit` studies with their rows, newest first (times local)."""
-    return _studies(services.db_url(), limit)
+    return _studies(db_url(), limit)
 
 
 # --- display helpers (pure) --------------------------------------------------------------------------------------

@@ -1,13 +1,18 @@
-"""Pure Plotly builders for the Overview and Models insights: plain data in, `go.Figure` out (no Streamlit)."""
+"""Charts of the Models page: MCC across versions, MCC per condition (bars and heatmap), the threshold sweep
+and the calibration curve."""
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from roadwork.dashboard.charts import CHAMPION_COLOR, EVAL_COLOR, TRAIN_COLOR, _layout
+from roadwork.dashboard.charts.layout import (
+    CHAMPION_COLOR,
+    EVAL_COLOR,
+    TRAIN_COLOR,
+    layout,
+)
 
 CELL_TEXT_LIMIT = 600  # above this many cells the heatmap drops the in-cell numbers (unreadable, slow)
 VALIDATOR_CUT = 0.5
@@ -15,21 +20,72 @@ VALIDATOR_CUT = 0.5
 Matrix = Sequence[Sequence[float | None]]
 
 
-def standing_trend(
-    times: Sequence[dt.datetime], incentive: Sequence[float | None], rank: Sequence[int | None]
+def mcc_across_versions(
+    versions: Sequence[str],
+    eval_mcc: Sequence[float | None],
+    training_mcc: Sequence[float | None] | None = None,
+    champion: str | None = None,
 ) -> go.Figure:
-    """Our incentive (left axis) and miner rank (right axis, 1 on top) over the good snapshots, oldest first."""
+    """Latest-evaluation MCC per version (in the given order), training MCC dashed, the champion starred.
+
+    Versions without a value leave a gap rather than a zero.
+    """
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=list(times), y=list(incentive), mode="lines+markers", name="incentive",
-                             line={"color": EVAL_COLOR}, marker={"size": 4}))
-    fig.add_trace(go.Scatter(x=list(times), y=list(rank), mode="lines", name="rank", yaxis="y2",
-                             line={"color": TRAIN_COLOR, "dash": "dot", "shape": "hv"}))
-    fig.update_layout(
-        yaxis={"title": "incentive", "rangemode": "tozero"},
-        yaxis2={"title": "rank", "overlaying": "y", "side": "right", "autorange": "reversed", "showgrid": False},
+    x = list(versions)
+    line = {"color": EVAL_COLOR}
+    fig.add_trace(go.Scatter(x=x, y=list(eval_mcc), mode="lines+markers", name="latest evaluation MCC", line=line))
+    if training_mcc is not None:
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=list(training_mcc),
+                mode="lines+markers",
+                name="training val MCC",
+                line={"color": TRAIN_COLOR, "dash": "dash"},
+            )
+        )
+    value = eval_mcc[x.index(champion)] if champion in x else None
+    if value is not None:
+        champion_marker = {"symbol": "star", "size": 16, "color": CHAMPION_COLOR}
+        fig.add_trace(go.Scatter(x=[champion], y=[value], mode="markers", name="champion", marker=champion_marker))
+    fig.update_xaxes(title="version", type="category")
+    fig.update_yaxes(title="MCC", range=[-1.0, 1.0] if _has_negative(eval_mcc, training_mcc) else [0.0, 1.0])
+    return layout(fig)
+
+
+def _has_negative(*series: Sequence[float | None] | None) -> bool:
+    return any(v is not None and v < 0 for s in series if s is not None for v in s)
+
+
+def condition_mcc(
+    labels: Sequence[str],
+    mcc: Sequence[float],
+    ci_low: Sequence[float | None] | None = None,
+    ci_high: Sequence[float | None] | None = None,
+    n: Sequence[int] | None = None,
+) -> go.Figure:
+    """MCC per condition cell as bars, with the confidence interval as error bars where known."""
+    error_y = None
+    if ci_low is not None and ci_high is not None:
+        error_y = {
+            "type": "data",
+            "symmetric": False,
+            "array": [(hi - m) if hi is not None else 0.0 for m, hi in zip(mcc, ci_high, strict=True)],
+            "arrayminus": [(m - lo) if lo is not None else 0.0 for m, lo in zip(mcc, ci_low, strict=True)],
+        }
+    fig = go.Figure(
+        go.Bar(
+            x=list(labels),
+            y=list(mcc),
+            error_y=error_y,
+            marker_color=EVAL_COLOR,
+            customdata=list(n) if n is not None else None,
+            hovertemplate="%{x}<br>MCC %{y:.3f}" + ("<br>n=%{customdata}" if n is not None else "") + "<extra></extra>",
+        )
     )
-    fig.update_xaxes(title=None)
-    return _layout(fig, height=220)
+    fig.update_yaxes(title="MCC")
+    fig.update_xaxes(type="category")
+    return layout(fig, showlegend=False)
 
 
 def mcc_diff_matrix(mcc: Matrix, reference_row: int | None) -> list[list[float | None]]:
@@ -93,7 +149,7 @@ def condition_heatmap(
     fig = go.Figure(heatmap)
     fig.update_xaxes(type="category", tickangle=-45)
     fig.update_yaxes(type="category", autorange="reversed")
-    return _layout(fig, height=140 + 22 * max(len(rows), 3), showlegend=False)
+    return layout(fig, height=140 + 22 * max(len(rows), 3), showlegend=False)
 
 
 def threshold_sweep(
@@ -122,7 +178,7 @@ def threshold_sweep(
                                  hovertemplate="best t=%{x:.3f}<br>MCC %{y:.3f}<extra></extra>"))
     fig.update_xaxes(title="threshold on the raw probability", range=[0.0, 1.0])
     fig.update_yaxes(title="MCC", range=[low, 1.0])
-    return _layout(fig)
+    return layout(fig)
 
 
 def calibration_points(threshold: float) -> tuple[list[float], list[float]]:
@@ -146,4 +202,4 @@ def calibration_curve(threshold: float) -> go.Figure:
     fig.add_hline(y=VALIDATOR_CUT, line={"color": TRAIN_COLOR, "width": 1})
     fig.update_xaxes(title="raw probability", range=[0.0, 1.0])
     fig.update_yaxes(title="answer (> 0.5 = roadwork)", range=[0.0, 1.0])
-    return _layout(fig)
+    return layout(fig)

@@ -1,4 +1,4 @@
-"""Pure Plotly builder of the Ablations page: the delta of each variant to the base, data in, figure out."""
+"""Charts of the Ablations page: the delta of each variant to the base."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from roadwork.dashboard.charts import TRAIN_COLOR, _layout
+from roadwork.dashboard.charts.layout import TRAIN_COLOR, layout
 
 GAIN_COLOR = "#2ca02c"  # the variant beat the base
 LOSS_COLOR = "#d62728"  # the variant lost to the base
@@ -38,4 +38,4 @@ def ablation_deltas(
     fig.add_vline(x=0, line={"color": "black", "width": 1})
     fig.update_xaxes(title="MCC delta to the base (variant - base, paired by seed)", zeroline=False)
     fig.update_yaxes(type="category", autorange="reversed")
-    return _layout(fig, showlegend=False, height=max(200, 80 + 40 * len(labels)))
+    return layout(fig, showlegend=False, height=max(200, 80 + 40 * len(labels)))
