@@ -32,6 +32,7 @@ class MinerCells(NamedTuple):
     incentive: float | None
     emission: float | None
     trust: float | None
+    stake: float | None
     validator_permit: bool | None
     dividends: float | None
     owner: bool | None  # the subnet owner's hotkey (kept in the row's `extra` under OWNER_KEY)
@@ -49,7 +50,7 @@ def snapshot_miner_cells(session: Session, snapshot_ids: list[int]) -> dict[int,
     if not snapshot_ids:
         return {}
     r = m.LeaderboardRow
-    query = (select(r.snapshot_id, r.uid, r.hotkey, r.incentive, r.emission, r.trust, r.validator_permit,
+    query = (select(r.snapshot_id, r.uid, r.hotkey, r.incentive, r.emission, r.trust, r.stake, r.validator_permit,
                     r.dividends, r.extra[OWNER_KEY].as_boolean())
              .where(r.snapshot_id.in_(snapshot_ids)).order_by(r.snapshot_id, r.uid))
     rows: dict[int, list[MinerCells]] = {}
