@@ -76,7 +76,8 @@ def _runs(s, now: dt.datetime, logs: Path) -> tuple[dict[str, int], Path]:  # no
 
 
 def _ab_test(engine: Engine, ids: dict[str, int]) -> int:
-    from roadwork.platform.ab.service import create_ab_test, paired_comparison
+    from roadwork.platform.ab.service import create_ab_test
+    from roadwork.platform.ab.stats import paired_comparison
 
     test_id = create_ab_test(engine, version_a=ids["0.2.0"], version_b=ids["0.3.0"], sample_size=400, actor="test")
     rng = np.random.default_rng(0)

@@ -14,6 +14,8 @@ from sklearn.metrics import matthews_corrcoef
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
+from roadwork.platform.ab import live
+from roadwork.platform.ab import stats as ab_stats
 from roadwork.platform.ab import service as ab
 from roadwork.platform.registry import service as registry
 from roadwork.platform.registry.artifacts import ArtifactError
@@ -26,31 +28,31 @@ from roadwork.trainer.eval.metrics import mcc_from_counts
 
 def test_mcnemar_chi_square_branch_by_hand() -> None:
     # b + c = 42 >= 25: (|30 - 12| - 1)^2 / 42 = 289 / 42; chi-square(1) survival = erfc(sqrt(x / 2)).
-    stat, p = ab.mcnemar(30, 12)
+    stat, p = ab_stats.mcnemar(30, 12)
     assert stat == pytest.approx(289 / 42)
     assert p == pytest.approx(math.erfc(math.sqrt(289 / 42 / 2)))
     assert p == pytest.approx(0.0087119, abs=1e-6)
-    assert ab.mcnemar(12, 30) == (stat, p)
-    assert ab.mcnemar(20, 20) == (0.0, 1.0)  # b == c: no evidence either way
+    assert ab_stats.mcnemar(12, 30) == (stat, p)
+    assert ab_stats.mcnemar(20, 20) == (0.0, 1.0)  # b == c: no evidence either way
 
 
 def test_mcnemar_exact_branch_by_hand() -> None:
-    assert ab.mcnemar(5, 0) == (0.0, pytest.approx(2 * 0.5**5))
-    assert ab.mcnemar(0, 5) == (0.0, pytest.approx(0.0625))
+    assert ab_stats.mcnemar(5, 0) == (0.0, pytest.approx(2 * 0.5**5))
+    assert ab_stats.mcnemar(0, 5) == (0.0, pytest.approx(0.0625))
     # b=2, c=6: 2 * P[X <= 2], X ~ Bin(8, 1/2) = 2 * (1 + 8 + 28) / 256
-    assert ab.mcnemar(2, 6) == (2.0, pytest.approx(2 * 37 / 256))
-    assert ab.mcnemar(0, 0) == (0.0, 1.0)
-    assert ab.mcnemar(4, 4)[1] == 1.0  # capped at 1
+    assert ab_stats.mcnemar(2, 6) == (2.0, pytest.approx(2 * 37 / 256))
+    assert ab_stats.mcnemar(0, 0) == (0.0, 1.0)
+    assert ab_stats.mcnemar(4, 4)[1] == 1.0  # capped at 1
     with pytest.raises(ValueError):
-        ab.mcnemar(-1, 3)
+        ab_stats.mcnemar(-1, 3)
 
 
 def test_mcnemar_agrees_with_scipy() -> None:
     stats = pytest.importorskip("scipy.stats")
     for b, c in [(3, 9), (0, 24), (11, 12)]:
-        assert ab.mcnemar(b, c)[1] == pytest.approx(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+        assert ab_stats.mcnemar(b, c)[1] == pytest.approx(stats.binomtest(min(b, c), b + c, 0.5).pvalue)
     for b, c in [(30, 12), (100, 140), (13, 40)]:
-        stat, p = ab.mcnemar(b, c)
+        stat, p = ab_stats.mcnemar(b, c)
         assert p == pytest.approx(stats.chi2.sf(stat, 1))
 
 
@@ -71,7 +73,7 @@ def planted(n: int = 400, a_wrong: int = 80, b_fixes: int = 60, seed: int = 0):
 
 def test_b_better_on_a_planted_subset() -> None:
     labels, a, b = planted()
-    out = ab.paired_comparison(labels, a, b)
+    out = ab_stats.paired_comparison(labels, a, b)
     assert out.verdict == "b_better" and out.n == 400
     assert out.diff_ci_low > 0 and out.mcnemar_p < 0.05
     assert (out.a_only_right, out.b_only_right) == (0, 60)
@@ -82,7 +84,7 @@ def test_b_better_on_a_planted_subset() -> None:
     assert out.arm_b.expected_reward > out.arm_a.expected_reward > 0
     assert out.arm_a.mcc_ci_low < out.arm_a.mcc < out.arm_a.mcc_ci_high
     # Swapping the arms mirrors the verdict.
-    assert ab.paired_comparison(labels, b, a).verdict == "a_better"
+    assert ab_stats.paired_comparison(labels, b, a).verdict == "a_better"
     json.dumps(out.to_dict())
     assert out.to_dict()["diff"]["mcnemar"]["method"] == "chi2_cc"
 
@@ -90,7 +92,7 @@ def test_b_better_on_a_planted_subset() -> None:
 def test_paired_bootstrap_matches_resampling_indices() -> None:
     # The multinomial draw of cell counts is the index bootstrap in distribution: the CIs agree closely.
     labels, a, b = planted(n=300, a_wrong=70, b_fixes=30, seed=2)
-    out = ab.paired_comparison(labels, a, b, n_boot=4000)
+    out = ab_stats.paired_comparison(labels, a, b, n_boot=4000)
     idx = np.random.default_rng(5).integers(0, 300, size=(4000, 300))  # (K, N) resampled challenge indices
     y = labels[idx].astype(bool)
 
@@ -104,7 +106,7 @@ def test_paired_bootstrap_matches_resampling_indices() -> None:
 
 def test_identical_answers_make_no_difference() -> None:
     labels, a, _ = planted()
-    out = ab.paired_comparison(labels, a, a.copy())
+    out = ab_stats.paired_comparison(labels, a, a.copy())
     assert out.verdict == "no_difference"
     assert out.mcc_diff == 0.0 and out.diff_ci_low == 0.0 and out.diff_ci_high == 0.0
     assert out.mcnemar_p == 1.0 and out.a_only_right == out.b_only_right == 0
@@ -114,42 +116,42 @@ def test_identical_answers_make_no_difference() -> None:
 def test_few_disagreements_are_not_enough() -> None:
     # 4 disagreements, all for B: the bootstrap CI alone excludes 0, McNemar (p = 0.125) does not.
     labels, a, b = planted(n=200, a_wrong=20, b_fixes=4)
-    out = ab.paired_comparison(labels, a, b)
+    out = ab_stats.paired_comparison(labels, a, b)
     assert out.diff_ci_low > 0 and out.mcnemar_p == pytest.approx(0.125)
     assert out.verdict == "no_difference"
 
 
 def test_below_min_n_is_insufficient_and_a_seed_is_deterministic() -> None:
     labels, a, b = planted()
-    assert ab.paired_comparison(labels[:100], a[:100], b[:100]).verdict == "insufficient"
-    assert ab.paired_comparison(labels[:100], a[:100], b[:100], min_n=50).verdict == "b_better"
-    assert ab.paired_comparison([], [], [], min_n=1).verdict == "insufficient"
-    first = ab.paired_comparison(labels, a, b, seed=7).to_dict()
-    assert ab.paired_comparison(labels, a, b, seed=7).to_dict() == first
-    assert ab.paired_comparison(labels, a, b, seed=8).to_dict() != first
+    assert ab_stats.paired_comparison(labels[:100], a[:100], b[:100]).verdict == "insufficient"
+    assert ab_stats.paired_comparison(labels[:100], a[:100], b[:100], min_n=50).verdict == "b_better"
+    assert ab_stats.paired_comparison([], [], [], min_n=1).verdict == "insufficient"
+    first = ab_stats.paired_comparison(labels, a, b, seed=7).to_dict()
+    assert ab_stats.paired_comparison(labels, a, b, seed=7).to_dict() == first
+    assert ab_stats.paired_comparison(labels, a, b, seed=8).to_dict() != first
     with pytest.raises(ValueError, match="length"):
-        ab.paired_comparison(labels, a, b[:-1])
+        ab_stats.paired_comparison(labels, a, b[:-1])
 
 
 # --- live split and monitor -------------------------------------------------------------------------------------------
 
 
 def test_live_split_is_sticky_and_holds_its_share() -> None:
-    split = ab.LiveSplit(0.3, salt="exp-1")
+    split = live.LiveSplit(0.3, salt="exp-1")
     rng = np.random.default_rng(0)
     requests = [rng.bytes(32) for _ in range(20_000)]
     arms = [split.arm(r) for r in requests]
     assert set(arms) == {"a", "b"}
     assert abs(arms.count("b") / len(arms) - 0.3) < 0.03
-    assert [ab.LiveSplit(0.3, salt="exp-1").arm(r) for r in requests[:500]] == arms[:500]  # same image, same arm
-    assert [ab.LiveSplit(0.3, salt="exp-2").arm(r) for r in requests[:500]] != arms[:500]
-    assert {ab.LiveSplit(0.0, "s").arm(r) for r in requests[:200]} == {"a"}
-    assert {ab.LiveSplit(1.0, "s").arm(r) for r in requests[:200]} == {"b"}
+    assert [live.LiveSplit(0.3, salt="exp-1").arm(r) for r in requests[:500]] == arms[:500]  # same image, same arm
+    assert [live.LiveSplit(0.3, salt="exp-2").arm(r) for r in requests[:500]] != arms[:500]
+    assert {live.LiveSplit(0.0, "s").arm(r) for r in requests[:200]} == {"a"}
+    assert {live.LiveSplit(1.0, "s").arm(r) for r in requests[:200]} == {"b"}
     with pytest.raises(ValueError):
-        ab.LiveSplit(1.5, "s")
+        live.LiveSplit(1.5, "s")
 
 
-def fill(monitor: ab.LiveMonitor, labels, a, b) -> ab.LiveMonitor:
+def fill(monitor: live.LiveMonitor, labels, a, b) -> live.LiveMonitor:
     for triple in zip(labels.tolist(), a.tolist(), b.tolist(), strict=True):
         monitor.append(*triple)
     return monitor
@@ -157,38 +159,38 @@ def fill(monitor: ab.LiveMonitor, labels, a, b) -> ab.LiveMonitor:
 
 def test_live_monitor_rolls_back_only_when_b_is_worse() -> None:
     labels, bad, good = planted(n=300, a_wrong=80, b_fixes=60)  # planted()'s second arm is the better one
-    assert fill(ab.LiveMonitor(min_n=200), labels, bad, good).should_roll_back() is False
-    worse = fill(ab.LiveMonitor(min_n=200), labels, good, bad)
+    assert fill(live.LiveMonitor(min_n=200), labels, bad, good).should_roll_back() is False
+    worse = fill(live.LiveMonitor(min_n=200), labels, good, bad)
     assert worse.should_roll_back() is True and worse.outcome().verdict == "a_better"
-    assert fill(ab.LiveMonitor(min_n=200), labels, good, good.copy()).should_roll_back() is False
-    assert fill(ab.LiveMonitor(min_n=400), labels, good, bad).should_roll_back() is False  # not enough yet
+    assert fill(live.LiveMonitor(min_n=200), labels, good, good.copy()).should_roll_back() is False
+    assert fill(live.LiveMonitor(min_n=400), labels, good, bad).should_roll_back() is False  # not enough yet
 
 
 def test_live_monitor_survives_a_restart(tmp_path) -> None:
     path = tmp_path / "shadow" / "pairs.jsonl"
     labels, bad, good = planted(n=300)
-    before = fill(ab.LiveMonitor(min_n=200, path=path), labels, good, bad)
-    again = ab.LiveMonitor.load(path, min_n=200)
+    before = fill(live.LiveMonitor(min_n=200, path=path), labels, good, bad)
+    again = live.LiveMonitor.load(path, min_n=200)
     assert len(again) == 300 and again.outcome().to_dict() == before.outcome().to_dict()
     assert again.should_roll_back()
     again.append(1, 0.9, 0.2)
-    assert len(ab.LiveMonitor.load(path)) == 301
+    assert len(live.LiveMonitor.load(path)) == 301
     with open(path, "a") as fh:
         fh.write('{"label": 1, "a": 0.')  # torn by a crash mid-write: skipped
-    assert len(ab.LiveMonitor.load(path)) == 301
+    assert len(live.LiveMonitor.load(path)) == 301
     path.write_text('{"label": 1, "a": 0.9, "b": 0.1}\nnot json\n{"label": 0, "a": 0.1, "b": 0.1}\n')
     with pytest.raises(ValueError, match="line 2"):
-        ab.LiveMonitor.load(path)
+        live.LiveMonitor.load(path)
     with pytest.raises(ValueError, match="label"):
-        ab.LiveMonitor().append(2, 0.5, 0.5)
+        live.LiveMonitor().append(2, 0.5, 0.5)
 
 
 def test_roll_back_if_worse_calls_the_registry(monkeypatch) -> None:
     calls = []
     monkeypatch.setattr(registry, "rollback", lambda engine, settings, **kw: calls.append(kw) or "done")
     labels, bad, good = planted(n=300)
-    assert ab.roll_back_if_worse(None, None, fill(ab.LiveMonitor(), labels, bad, good), version_a="0.1.0") is None
-    assert ab.roll_back_if_worse(None, None, fill(ab.LiveMonitor(), labels, good, bad), version_a="0.1.0") == "done"
+    assert live.roll_back_if_worse(None, None, fill(live.LiveMonitor(), labels, bad, good), version_a="0.1.0") is None
+    assert live.roll_back_if_worse(None, None, fill(live.LiveMonitor(), labels, good, bad), version_a="0.1.0") == "done"
     assert calls[0]["to"] == "0.1.0" and "B worse than A" in calls[0]["reason"]
 
 
@@ -238,7 +240,7 @@ def test_replay_test_runs_both_versions_on_the_same_challenges(engine, settings,
     a, b = two_versions
     test_id = ab.create_ab_test(engine, version_a=a.id, version_b=b.id, sample_size=60, actor="t")
     out = ab.run_ab_test(engine, settings, test_id, seed=3, data_path=synth_data, min_n=20, n_boot=200)
-    assert out.n == 60 and out.verdict in ab.VERDICTS and out.verdict != "insufficient"
+    assert out.n == 60 and out.verdict in ab_stats.VERDICTS and out.verdict != "insufficient"
     assert out.a_only_right + out.b_only_right > 0  # the shifted head answers differently somewhere
 
     with read_session(engine) as s:
