@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from roadwork.cli.app import app
-from roadwork.db import ablations as store
+from roadwork.db.repo import ablations as store
 from roadwork.db.engine import make_engine, read_session, write_session
 from roadwork.db.repo import NotFoundError
 from roadwork.trainer.config import COMPONENTS

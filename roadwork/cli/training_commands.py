@@ -165,7 +165,7 @@ def _compact_table(title: str, columns: list[str], rows: list[list[Any]], no_wra
     out.print(t)
 
 
-def _print_ablation(study) -> None:  # noqa: ANN001 - db.ablations.AblationStudy
+def _print_ablation(study) -> None:  # noqa: ANN001 - db.repo.ablations.AblationStudy
     def ci(row) -> str:  # noqa: ANN001
         if row.delta is None:
             return ""
@@ -218,7 +218,7 @@ def ablations(
     as_json: JsonOpt = False,
 ) -> None:
     """List stored ablation studies (from `roadwork ablate`), or print one with --show ID."""
-    from roadwork.db import ablations as store
+    from roadwork.db.repo import ablations as store
     from roadwork.db.engine import read_session
 
     with read_session(migrated_engine(current_settings())) as session:

@@ -24,8 +24,8 @@ from scipy import stats
 from sqlalchemy import Engine
 
 from roadwork.settings import Settings
-from roadwork.db import ablations
-from roadwork.db.ablations import BASE, AblationStudy
+from roadwork.db.repo import ablations
+from roadwork.db.repo.ablations import BASE, AblationStudy
 from roadwork.db.engine import read_session, write_session
 from roadwork.platform.evaluation.validation import resolve_data_path
 from roadwork.trainer.config import (

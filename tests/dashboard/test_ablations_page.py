@@ -1,5 +1,5 @@
 """The Ablations page through AppTest on a temporary registry whose studies are written through
-`roadwork.db.ablations`, and its pure helpers and chart builder against hand-computed values."""
+`roadwork.db.repo.ablations`, and its pure helpers and chart builder against hand-computed values."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from streamlit.testing.v1 import AppTest
 
 from roadwork.dashboard.charts import ablations as charts_ablation
 from roadwork.dashboard.queries import ablations as abl
-from roadwork.db import ablations as store
-from roadwork.db.ablations import AblationRow, AblationStudy
+from roadwork.db.repo import ablations as store
+from roadwork.db.repo.ablations import AblationRow, AblationStudy
 from roadwork.db.engine import make_engine, write_session
 from roadwork.settings import load_settings
 from roadwork.trainer.config import TrainConfig

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from roadwork.db import ablations as store
+from roadwork.db.repo import ablations as store
 from roadwork.db.engine import read_session
 from roadwork.platform import ablation
 from roadwork.trainer.config import COMPONENTS, ConfigError, TrainConfig

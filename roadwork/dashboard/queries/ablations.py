@@ -13,8 +13,8 @@ import streamlit as st
 
 from roadwork.dashboard.context import CACHE_TTL_S, db_url, engine_for
 from roadwork.dashboard.formatting import local
-from roadwork.db import ablations as store
-from roadwork.db.ablations import BASE, AblationRow, AblationStudy
+from roadwork.db.repo import ablations as store
+from roadwork.db.repo.ablations import BASE, AblationRow, AblationStudy
 from roadwork.db.engine import read_session
 from roadwork.trainer.config import COMPONENTS
 

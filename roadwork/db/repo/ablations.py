@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from roadwork.clock import utcnow
 from roadwork.db import models as m
-from roadwork.db.repo import NotFoundError
+from roadwork.db.repo.base import NotFoundError
 
 STATUSES = ("running", "finished", "failed")
 BASE = "base"  # component name (and direction) of the row that holds the base config's results
