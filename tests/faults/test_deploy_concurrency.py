@@ -40,6 +40,7 @@ def test_ten_processes_deploying_and_rolling_back_at_once(engine, two_targets, t
         assert "database is locked" not in err and "Traceback" not in err, err[-2000:]
         assert code == 0 or (code == 2 and any(text in err for text in CLEAR)), (cmd, code, err[-2000:])
     assert _alias_moves(engine) == sum(code == 0 for code, _, _ in results)
+    print(f"\nround 1 exit codes: {sorted(code for code, _, _ in results)}")
     assert assert_consistent(engine, settings) is not None
 
     # Round 2: ten workers for 20 s each on published versions, a short lock wait, two of them killed mid-deploy.

@@ -83,10 +83,8 @@ def install_release(src: Path, target: Path, name: str) -> Path:
     for stale in releases.glob(".tmp-*"):  # left by a crash during an earlier publish (callers hold the lock)
         shutil.rmtree(stale, ignore_errors=True)
     release = releases / name
-    if release.exists():
-        if manifest.problem(release) is None:
-            return release
-        manifest.discard(release)  # partial or corrupt: never reused
+    if release.exists() and manifest.problem(release) is None:
+        return release
     expected = manifest.read_manifest(src)
     if expected is None:
         expected = manifest.file_hashes(src)
@@ -98,6 +96,7 @@ def install_release(src: Path, target: Path, name: str) -> Path:
         _copy_tree(src, tmp)
         manifest.write_manifest(tmp, expected)
         manifest.verify(tmp, expected)
+        manifest.discard(release)  # a partial or corrupt one is never reused; replaced only once ours verifies
         os.replace(tmp, release)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
