@@ -137,6 +137,7 @@ def export_for_deploy(settings: Settings, version: repo.Version) -> Path:
     """
     exports = settings.home / "exports"
     export_dir = exports / release_name(version)
+    cache = checkout(settings, version)  # verified (repaired from the blobs) on every deploy, reused or not
     if export_dir.exists():
         if manifest.problem(export_dir) is None:
             return export_dir
@@ -148,7 +149,7 @@ def export_for_deploy(settings: Settings, version: repo.Version) -> Path:
         shutil.rmtree(stale, ignore_errors=True)
     staging = exports / f".{export_dir.name}.{os.getpid()}-{os.urandom(4).hex()}.partial"
     try:
-        export_version(checkout(settings, version), version, settings, staging)
+        export_version(cache, version, settings, staging)
         fault_point("mid_export")
         manifest.write_manifest(staging)
         os.rename(staging, export_dir)
