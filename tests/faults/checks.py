@@ -3,6 +3,7 @@ no half-written folder is left under a final name."""
 
 from __future__ import annotations
 
+import itertools
 import socket
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def assert_consistent(engine: Engine, settings: Settings) -> repo.Version | None
         history = repo.alias_history(session)
     if champion is not None:  # history intact: the newest event is the champion's, each event follows the last
         assert history[0].to_version_id == champion.id
-        for newer, older in zip(history, history[1:], strict=False):
+        for newer, older in itertools.pairwise(history):
             assert newer.from_version_id == older.to_version_id
     for folder in final_folders(settings):
         assert manifest.problem(folder) is None, f"a folder under its final name does not verify: {folder}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -52,9 +53,9 @@ def test_ten_processes_deploying_and_rolling_back_at_once(engine, two_targets, t
         workers.append(start_worker(20, seed, versions, **fault))
     outcomes = {"ok": 0, "busy": 0, "refused": 0}
     completed_by_reconcile = 0
-    for seed, proc in enumerate(workers):
-        out, err = proc.communicate(timeout=600)
-        code = proc.returncode
+    with ThreadPoolExecutor(len(workers)) as pool:  # all reaped as they end, in any order
+        ends = list(pool.map(lambda p: (*p.communicate(timeout=600), p.returncode), workers))
+    for seed, (out, err, code) in enumerate(ends):
         assert "database is locked" not in err, err[-2000:]
         if seed < len(KILLED_AT) and code == -signal.SIGKILL:
             completed_by_reconcile += KILLED_AT[seed] == "before_alias_move"

@@ -13,16 +13,16 @@ from roadwork.db import deploy_state, repo
 from roadwork.db.engine import read_session, write_session
 from roadwork.platform.registry import publish
 from roadwork.platform.registry import service as registry
-from roadwork.platform.registry.lock import deploy_lock
+from roadwork.platform.registry.lock import deploy_lock, process_alive
 from tests.faults.conftest import register
 
 
 def test_a_second_deployer_waits_then_fails_naming_the_holder(engine, settings) -> None:
     with deploy_lock(engine, settings, "deploy roadwork-ops:0.1.0"):
         start = time.monotonic()
-        with pytest.raises(registry.DeployBusyError, match=r"another deploy is in progress \(deploy roadwork-ops:0"):
-            with deploy_lock(engine, settings, "deploy roadwork-ops:0.2.0", wait_s=0.6):
-                pytest.fail("two holders at once")
+        busy = r"another deploy is in progress \(deploy roadwork-ops:0.1.0, held by .*waited \d+ s"
+        with pytest.raises(registry.DeployBusyError, match=busy), deploy_lock(engine, settings, "2nd", wait_s=0.6):
+            pytest.fail("two holders at once")
         assert 0.6 <= time.monotonic() - start < 5
     with deploy_lock(engine, settings, "next", wait_s=0) as lock:  # released at the end of the block
         assert lock.token == 2
@@ -74,3 +74,14 @@ def test_a_link_changed_by_hand_raises_one_alert(engine, settings, tiny_checkpoi
 
     publish.switch_current(target, target / publish.RELEASES / registry.release_name(v2))
     assert registry.reconcile(engine, settings).consistent
+
+
+def test_a_killed_holder_not_yet_reaped_counts_as_gone(engine, settings) -> None:
+    zombie = subprocess.Popen(["sleep", "30"])
+    try:
+        zombie.kill()
+        time.sleep(0.3)  # dead, but its parent (this test) has not waited for it: a zombie
+        assert not process_alive(zombie.pid)
+        assert process_alive(os.getpid())
+    finally:
+        zombie.wait()
