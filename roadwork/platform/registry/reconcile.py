@@ -82,13 +82,12 @@ def _complete(engine: Engine, lock: HeldLock, intent: deploy_state.DeployIntent)
     with write_session(engine) as session:
         lock.fence(session)
         version = repo.get_version(session, intent.version_id)
-        holder = repo.alias_holder(session)
-        if holder is None or holder.id != version.id:
-            repo.move_alias(
-                session, alias=repo.CHAMPION, to_version_id=version.id, action=intent.action, actor=intent.actor,
-                reason=f"{intent.reason} (completed by reconcile after an interrupted {intent.action})".strip(),
-                gate_result=intent.gate_result, published_to=intent.published_to,
-            )
+        # A pending intent never has its alias event yet (the move closes the intent in the same transaction).
+        repo.move_alias(
+            session, alias=repo.CHAMPION, to_version_id=version.id, action=intent.action, actor=intent.actor,
+            reason=f"{intent.reason} (completed by reconcile after an interrupted {intent.action})".strip(),
+            gate_result=intent.gate_result, published_to=intent.published_to,
+        )
         outcome = f"completed {intent.action} of {version.label}: published and smoke-tested before the crash"
         deploy_state.set_intent(session, intent.id, status="completed", outcome=outcome)
         repo.add_audit(session, actor="reconcile", action="reconcile", target=version.label, reason=outcome,
