@@ -141,6 +141,12 @@ class PublishSettings(_Section):
     )
     hf_endpoint: str | None = Field(None, description="Hub endpoint URL; empty: the public Hugging Face Hub.")
     hf_private: bool = Field(True, description="Create the Hub repository as private if it does not exist.")
+    lock_wait_s: float = Field(
+        60.0, ge=0, description="How long a deploy or rollback waits for another one to finish before it fails."
+    )
+    lock_ttl_s: float = Field(
+        900.0, gt=0, description="A deploy lock not renewed for this long is taken over (its holder died)."
+    )
 
 
 class LeaderboardSettings(_Section):
@@ -317,7 +323,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _unknown_env_keys() -> list[str]:
-    known = set(Settings.model_fields) | {"settings"}
+    known = set(Settings.model_fields) | {"settings", "fault_at"}  # fault_at: a test hook (registry/faults.py)
     return sorted(
         key
         for key in os.environ

@@ -407,3 +407,54 @@ class AblationRow(Base):
     created_at: Mapped[UTCTime]
 
     study: Mapped[AblationStudy] = relationship(back_populates="rows")
+
+
+# --- deploys: one at a time, and what a deploy meant to do ------------------------------------------------------
+
+
+class DeployLock(Base):
+    """The single row that serializes deploys and rollbacks across processes and machines.
+
+    `token` grows by one on every acquisition (a fencing token): a holder that lost the lock (expired, taken
+    over) cannot move the alias, because that write checks the token in the same transaction.
+    """
+
+    __tablename__ = "deploy_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    token: Mapped[int] = mapped_column(BigInteger, default=0)
+    holder: Mapped[str | None] = mapped_column(String(255))  # "<hostname>:<pid>:<random>"; None when free
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    purpose: Mapped[str | None] = mapped_column(String(255))  # e.g. "deploy roadwork-ops:0.2.0"
+    acquired_at: Mapped[dt.datetime | None]
+    expires_at: Mapped[dt.datetime | None]
+
+
+class DeployIntent(Base):
+    """What a deploy or rollback is about to do, written before the first link switch.
+
+    `phase` says how far it got: `publishing` (links may be switched, not yet smoke-tested) or `published`
+    (every target switched and checked; only the alias move is left). `status` is `pending` until the deploy
+    ends (`done`, `reverted`) or `reconcile()` finishes it after a crash (`completed`, `reverted`).
+    """
+
+    __tablename__ = "deploy_intents"
+    __table_args__ = (Index("ix_deploy_intents_status", "status"),)
+
+    id: Mapped[IntPK]
+    lock_token: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(32))  # deploy | rollback
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    from_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id"))
+    release: Mapped[Str255]  # the release folder name every local target switches to
+    previous: Mapped[dict[str, str | None]] = mapped_column(JSON)  # target -> release it served before, or None
+    published_to: Mapped[list[str] | None] = mapped_column(JSON)
+    actor: Mapped[Str255]
+    reason: Mapped[str] = mapped_column(Text, default="")
+    gate_result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    phase: Mapped[str] = mapped_column(String(16), default="publishing")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    outcome: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[UTCTime]
+    finished_at: Mapped[dt.datetime | None]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from roadwork.platform.registry import publish
+from roadwork.platform.registry import manifest, publish
+from roadwork.platform.registry.artifacts import ArtifactError
 
 
 def _release(tmp_path: Path, name: str, content: str) -> Path:
@@ -86,3 +87,29 @@ def test_reload_hook_gets_the_published_dir_and_failures_raise(tmp_path: Path) -
     with pytest.raises(publish.PublishError, match="exited 3"):
         publish.run_reload_hook("sh -c 'exit 3'", tmp_path)
     assert publish.run_reload_hook(None, tmp_path) == ""
+
+
+def test_a_half_copied_or_changed_release_is_rebuilt_not_reused(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    release = target / "releases" / "0.1.0"
+    release.mkdir(parents=True)
+    (release / "model.safetensors").write_text("half")  # under its final name, with no manifest
+    publish.publish_local(_release(tmp_path, "a", "A"), target, "0.1.0")
+    assert (target / "current" / "model.safetensors").read_text() == "A"
+    assert manifest.problem(release) is None
+
+    (release / "model.safetensors").write_text("tampered")
+    publish.publish_local(_release(tmp_path, "b", "A"), target, "0.1.0")
+    assert (target / "current" / "model.safetensors").read_text() == "A"
+
+
+def test_a_source_that_does_not_match_its_manifest_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    publish.publish_local(_release(tmp_path, "a", "A"), target, "0.1.0")
+    src = _release(tmp_path, "b", "B")
+    manifest.write_manifest(src)
+    (src / "model.safetensors").write_text("bit rot")
+    with pytest.raises(ArtifactError, match="model.safetensors do not match"):
+        publish.publish_local(src, target, "0.2.0")
+    assert (target / "current" / "model.safetensors").read_text() == "A"
+    assert not (target / "releases" / "0.2.0").exists()

@@ -10,6 +10,7 @@ from roadwork.db.engine import read_session
 from roadwork.platform.registry import publish
 from roadwork.platform.registry import service as registry
 from roadwork.platform.registry.artifacts import ArtifactError
+from roadwork.platform.registry.lock import deploy_lock
 
 
 def _register(engine, settings, ckpt, parent=None) -> repo.Version:  # noqa: ANN001
@@ -126,3 +127,16 @@ def test_a_corrupt_artifact_is_never_published(engine, settings, tiny_checkpoint
     with pytest.raises(ArtifactError):
         store.verify(store.manifest(v.artifact_sha256)["model.safetensors"])
     assert not (settings.publish_dirs[0] / "current").exists()
+
+
+def test_a_deploy_while_another_holds_the_lock_fails_clearly(engine, clean_env, home, tiny_checkpoint) -> None:
+    clean_env.setenv("ROADWORK_PUBLISH__LOCK_WAIT_S", "0.3")
+    settings = load_settings()
+    v1 = _register(engine, settings, tiny_checkpoint)
+    with deploy_lock(engine, settings, "deploy by another operator"):
+        with pytest.raises(registry.DeployBusyError, match=r"in progress \(deploy by another operator"):
+            registry.deploy(engine, settings, v1.id, actor="t")
+        assert registry.champion(engine, settings) is None
+        assert not (settings.publish_dirs[0] / "current").exists()
+    assert registry.deploy(engine, settings, v1.id, actor="t").version.id == v1.id
+    assert registry.champion(engine, settings).id == v1.id

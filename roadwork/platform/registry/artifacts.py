@@ -94,10 +94,14 @@ class ArtifactStore:
         return data["files"]
 
     def materialize(self, sha: str, dest: Path) -> Path:
-        """Copy a manifest's verified files into `dest` (built beside it, then renamed); reuses a complete copy."""
+        """Copy a manifest's verified files into `dest` (built beside it, then renamed).
+
+        An existing copy is reused only when every file still hashes to the manifest; a corrupt or partial copy
+        is replaced by a fresh one from the blobs (and a corrupt blob raises `ArtifactError`).
+        """
         files = self.manifest(sha)
         dest = Path(dest)
-        if (dest / ".complete").exists():
+        if self._copy_intact(dest, sha, files):
             return dest
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}-"))
@@ -106,10 +110,27 @@ class ArtifactStore:
                 (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(self.verify(blob), tmp / rel)
             (tmp / ".complete").write_text(sha)
-            if dest.exists():
-                shutil.rmtree(dest)
-            os.replace(tmp, dest)
+            if dest.exists():  # a bad copy: moved aside atomically, then removed
+                trash = dest.with_name(f".trash-{dest.name}-{os.getpid()}-{os.urandom(4).hex()}")
+                os.replace(dest, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            try:
+                os.replace(tmp, dest)
+            except OSError:  # another process put its copy there first: use it if it is intact
+                if not self._copy_intact(dest, sha, files):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return dest
+
+    @staticmethod
+    def _copy_intact(dest: Path, sha: str, files: dict[str, str]) -> bool:
+        try:
+            if (dest / ".complete").read_text() != sha:
+                return False
+        except OSError:
+            return False
+        present = {str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file() and p.name != ".complete"}
+        return present == set(files) and all(sha256_file(dest / rel) == blob for rel, blob in files.items())

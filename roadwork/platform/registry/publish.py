@@ -1,9 +1,10 @@
 """Publish an exported model to a local directory, switched atomically.
 
 Layout of a target: `releases/<name>/` (one folder per published version) and `current`, a symbolic link to
-the release being served. A new release is copied under a temporary name, renamed into `releases/`, then
-`current` is replaced by renaming a new link over it (one atomic `rename`): a crash at any point leaves the
-old release serving, and a reader never sees a half-copied model.
+the release being served. A new release is copied under a temporary name, verified against the source's
+per-file sha256 manifest (`manifest.py`), renamed into `releases/`, then `current` is replaced by renaming a
+new link over it (one atomic `rename`): a crash at any point leaves the old release serving, and a reader never
+sees a half-copied model. An existing release is reused only after it verifies; otherwise it is rebuilt.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from roadwork.platform.registry import manifest
+from roadwork.platform.registry.faults import fault_point
 
 CURRENT = "current"
 RELEASES = "releases"
@@ -67,27 +71,50 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def publish_local(src: Path, target: Path, name: str) -> Published:
-    """Copy `src` to `target/releases/<name>` (if not there yet) and switch `target/current` to it."""
+def install_release(src: Path, target: Path, name: str) -> Path:
+    """`target/releases/<name>`, verified: reused when it matches its manifest, else (re)built from `src`.
+
+    `src` is verified against its own manifest first when it has one (an export always has); a source without
+    one is hashed as it is. Raises `ArtifactError` when the source or the copy does not verify.
+    """
     target = Path(target)
     releases = target / RELEASES
     releases.mkdir(parents=True, exist_ok=True)
+    for stale in releases.glob(".tmp-*"):  # left by a crash during an earlier publish (callers hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
+    release = releases / name
+    if release.exists() and manifest.problem(release) is None:
+        return release
+    expected = manifest.read_manifest(src)
+    if expected is None:
+        expected = manifest.file_hashes(src)
+    else:
+        manifest.verify(src, expected)
+    tmp = Path(tempfile.mkdtemp(dir=releases, prefix=f".tmp-{name}-{os.getpid()}-"))
+    try:
+        shutil.rmtree(tmp)
+        _copy_tree(src, tmp)
+        manifest.write_manifest(tmp, expected)
+        manifest.verify(tmp, expected)
+        manifest.discard(release)  # a partial or corrupt one is never reused; replaced only once ours verifies
+        os.replace(tmp, release)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(releases)
+    fault_point("after_release_copy")
+    return release
+
+
+def publish_local(src: Path, target: Path, name: str) -> Published:
+    """Install `src` as `target/releases/<name>` (verified) and switch `target/current` to it."""
+    target = Path(target)
     if target.joinpath(CURRENT).exists() and not target.joinpath(CURRENT).is_symlink():
         raise PublishError(f"{target / CURRENT} exists and is not a link made by roadwork; refusing to replace it")
-    for stale in releases.glob(".tmp-*"):  # left by a crash during an earlier publish
-        shutil.rmtree(stale, ignore_errors=True)
     previous = serving(target)
-    release = releases / name
-    if not release.exists():
-        tmp = Path(tempfile.mkdtemp(dir=releases, prefix=f".tmp-{name}-"))
-        try:
-            shutil.rmtree(tmp)
-            _copy_tree(src, tmp)
-            os.replace(tmp, release)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    release = install_release(src, target, name)
     switch_current(target, release)
+    fault_point("after_link_switch")
     return Published(target=target, release=release, previous=previous)
 
 

@@ -1,14 +1,20 @@
 """Registry services: register a trained checkpoint, deploy a version, roll back.
 
-A deploy verifies the artifact, exports it, publishes it to every target, reloads, smoke-tests the published
-copy and only then moves the `champion` alias. If any step fails, every target is switched back to what it
-served before and the alias does not move: the previous champion stays in place.
+A deploy holds the deploy lock (one deploy at a time across processes and machines), verifies the artifact,
+exports it (or reuses an export that verifies against its manifest), records its intent, publishes it to every
+target (each release verified before its link switches), reloads, smoke-tests the published copy and only then
+moves the `champion` alias. If any step fails, every target is switched back to what it served before and the
+alias does not move. If the process dies instead, the next deploy, rollback or `champion()` call reconciles
+(`reconcile.py`): completes or reverts the recorded intent, so the champion always matches what is published.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,19 +23,27 @@ from PIL import Image
 from sqlalchemy import Engine
 
 from roadwork import __version__
-from roadwork.settings import Settings
-from roadwork.db import repo
+from roadwork.db import deploy_state, repo
 from roadwork.db.engine import read_session, write_session
-from roadwork.platform.registry import publish
+from roadwork.platform.registry import manifest, publish
 from roadwork.platform.registry.artifacts import ArtifactStore
-from roadwork.platform.registry.packaging import export_version
+from roadwork.platform.registry.errors import DeployBusyError, DeployError
+from roadwork.platform.registry.faults import fault_point
 from roadwork.platform.registry.hub import publish_to_hub
-from roadwork.trainer.model.checkpoint import load_checkpoint
+from roadwork.platform.registry.lock import HeldLock, deploy_lock
+from roadwork.platform.registry.packaging import export_version
+from roadwork.platform.registry.reconcile import (
+    ReconcileReport,
+    reconcile,
+    reconcile_locked,
+    release_name,
+)
+from roadwork.settings import Settings
 from roadwork.trainer.eval.predict import Predictor
+from roadwork.trainer.model.checkpoint import load_checkpoint
 
-
-class DeployError(RuntimeError):
-    """A deploy or rollback failed; the previous champion is still serving."""
+__all__ = ["DeployBusyError", "DeployError", "DeployResult", "ReconcileReport", "champion", "deploy", "reconcile",
+           "rollback"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +111,8 @@ def register_version(
 
 
 def checkout(settings: Settings, version: repo.Version) -> Path:
-    """A verified local copy of the version's checkpoint files (cached by content)."""
+    """A verified local copy of the version's checkpoint files (cached by content; a copy that no longer matches
+    the blob manifest is rebuilt from the blobs, a corrupt blob raises `ArtifactError`)."""
     return store(settings).materialize(version.artifact_sha256, settings.home / "cache" / version.artifact_sha256)
 
 
@@ -114,18 +129,59 @@ def smoke_predict(model_dir: Path) -> float:
     return float(score)
 
 
-def _publish_everywhere(settings: Settings, version: repo.Version) -> tuple[list[publish.Published], float]:
-    """Export and publish to each target; on any failure undo the targets already switched."""
-    export_dir = settings.home / "exports" / f"{version.version}-{version.artifact_sha256[:12]}"
-    if not export_dir.exists():
-        staging = export_dir.with_name(export_dir.name + ".partial")
+def export_for_deploy(settings: Settings, version: repo.Version) -> Path:
+    """The version's export folder, verified against its manifest: reused when intact, else rebuilt.
+
+    Built in a staging folder private to this process (pid + random), then renamed into place, so that a crash
+    or a concurrent writer never leaves a half-written folder under the final name.
+    """
+    exports = settings.home / "exports"
+    export_dir = exports / release_name(version)
+    cache = checkout(settings, version)  # verified (repaired from the blobs) on every deploy, reused or not
+    if export_dir.exists():
+        if manifest.problem(export_dir) is None:
+            return export_dir
+        manifest.discard(export_dir)  # partial or corrupt: rebuilt from the verified cache
+    exports.mkdir(parents=True, exist_ok=True)
+    for stale in exports.glob("*.partial"):  # left by crashed deploys (callers hold the deploy lock)
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in exports.glob(".*.partial"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = exports / f".{export_dir.name}.{os.getpid()}-{os.urandom(4).hex()}.partial"
+    try:
+        export_version(cache, version, settings, staging)
+        fault_point("mid_export")
+        manifest.write_manifest(staging)
+        os.rename(staging, export_dir)
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-        export_version(checkout(settings, version), version, settings, staging)
-        staging.rename(export_dir)
+        raise
+    return export_dir
+
+
+def _undo_all(done: list[publish.Published]) -> None:
+    for item in reversed(done):
+        publish.undo(item)
+
+
+def _publish_everywhere(
+    engine: Engine, settings: Settings, lock: HeldLock, version: repo.Version, intent_fields: dict[str, Any]
+) -> tuple[list[publish.Published], float, deploy_state.DeployIntent]:
+    """Export, record the intent, publish to each target; on any failure undo the targets already switched."""
+    export_dir = export_for_deploy(settings, version)
+    fault_point("after_export")
+    name = release_name(version)
+    with write_session(engine) as session:
+        lock.fence(session)
+        intent = deploy_state.record_intent(
+            session, lock_token=lock.token, version_id=version.id, release=name,
+            previous={str(t): _serving_text(t) for t in settings.publish_dirs}, **intent_fields,
+        )
+    fault_point("after_intent")
     done: list[publish.Published] = []
     try:
         for target in settings.publish_dirs:
-            done.append(publish.publish_local(export_dir, target, f"{version.version}-{version.artifact_sha256[:12]}"))
+            done.append(publish.publish_local(export_dir, target, name))
         for item in done:
             publish.run_reload_hook(settings.publish.reload_command, item.target / publish.CURRENT)
         score = smoke_predict(done[0].target / publish.CURRENT)
@@ -135,11 +191,21 @@ def _publish_everywhere(settings: Settings, version: repo.Version) -> tuple[list
                                         private=settings.publish.hf_private, api=hub_api())
             uri = f"hf://{settings.publish.hf_repo}@{hub_commit}"
             done.append(publish.Published(target=export_dir, release=export_dir, previous=None, remote=True, uri=uri))
-    except BaseException:
-        for item in reversed(done):
-            publish.undo(item)
+        with write_session(engine) as session:
+            lock.fence(session)
+            intent = deploy_state.set_intent(session, intent.id, phase="published",
+                                             published_to=[p.location for p in done])
+    except BaseException as exc:
+        _undo_all(done)
+        with contextlib.suppress(Exception), write_session(engine) as session:  # else reconcile reverts it
+            deploy_state.set_intent(session, intent.id, status="reverted", outcome=f"failed: {exc}")
         raise
-    return done, score
+    return done, score, intent
+
+
+def _serving_text(target: Path) -> str | None:
+    release = publish.serving(target)
+    return None if release is None else str(release)
 
 
 def hub_api():  # noqa: ANN201 - a seam for tests, which record the commit operations instead of sending them
@@ -149,36 +215,51 @@ def hub_api():  # noqa: ANN201 - a seam for tests, which record the commit opera
 def _move(
     engine: Engine,
     settings: Settings,
-    version: repo.Version,
+    choose: Callable[[], repo.Version],
     *,
     action: str,
     actor: str,
     reason: str,
     gate_result: dict[str, Any] | None,
+    label: str,
 ) -> DeployResult:
-    with read_session(engine) as session:
-        previous = repo.alias_holder(session)
-    try:
-        done, score = _publish_everywhere(settings, version)
-    except Exception as exc:
-        with write_session(engine) as session:
-            repo.add_audit(
-                session, actor=actor, action=f"{action}_failed", target=version.label, reason=reason,
-                details={"error": str(exc)},
-            )
-        raise DeployError(f"{action} of {version.label} failed, champion unchanged: {exc}") from exc
-    published = [p.location for p in done]
-    try:
-        with write_session(engine) as session:
-            event = repo.move_alias(
-                session, alias=repo.CHAMPION, to_version_id=version.id, action=action, actor=actor,
-                reason=reason, gate_result=gate_result, published_to=published,
-            )
-            repo.add_audit(session, actor=actor, action=action, target=version.label, reason=reason)
-    except BaseException:
-        for item in reversed(done):
-            publish.undo(item)
-        raise
+    """Under the deploy lock: reconcile, pick the version (`choose`), publish it, move the alias."""
+    with deploy_lock(engine, settings, f"{action} {label}") as lock:
+        fault_point("after_lock")
+        reconcile_locked(engine, settings, lock)
+        version = choose()
+        with read_session(engine) as session:
+            previous = repo.alias_holder(session)
+        intent_fields = {"action": action, "from_version_id": previous.id if previous else None, "actor": actor,
+                         "reason": reason, "gate_result": gate_result}
+        try:
+            done, score, intent = _publish_everywhere(engine, settings, lock, version, intent_fields)
+        except Exception as exc:
+            with write_session(engine) as session:
+                repo.add_audit(
+                    session, actor=actor, action=f"{action}_failed", target=version.label, reason=reason,
+                    details={"error": str(exc)},
+                )
+            raise DeployError(f"{action} of {version.label} failed, champion unchanged: {exc}") from exc
+        published = [p.location for p in done]
+        fault_point("before_alias_move")
+        try:
+            with write_session(engine) as session:
+                lock.fence(session)
+                event = repo.move_alias(
+                    session, alias=repo.CHAMPION, to_version_id=version.id, action=action, actor=actor,
+                    reason=reason, gate_result=gate_result, published_to=published,
+                )
+                repo.add_audit(session, actor=actor, action=action, target=version.label, reason=reason)
+                deploy_state.set_intent(session, intent.id, status="done", outcome="alias moved")
+        except deploy_state.LockLostError as exc:
+            # Another process holds the lock now and reconciles our intent (it is `published`): leave the links.
+            raise DeployError(f"{action} of {version.label} lost the deploy lock before the alias move: {exc}"
+                              ) from exc
+        except BaseException:
+            _undo_all(done)
+            raise
+        fault_point("after_alias_move")
     return DeployResult(version=version, previous=previous, event=event, published=published, smoke_score=score)
 
 
@@ -193,8 +274,16 @@ def deploy(
 ) -> DeployResult:
     """Publish version `ref` and make it the champion."""
     with read_session(engine) as session:
-        version = repo.get_version(session, ref)
-    return _move(engine, settings, version, action="deploy", actor=actor, reason=reason, gate_result=gate_result)
+        version = repo.get_version(session, ref)  # unknown versions fail before waiting for the lock
+    return _move(engine, settings, lambda: version, action="deploy", actor=actor, reason=reason,
+                 gate_result=gate_result, label=version.label)
+
+
+def champion(engine: Engine, settings: Settings) -> repo.Version | None:
+    """The champion, after reconciling it with what is published (see `reconcile`)."""
+    reconcile(engine, settings)
+    with read_session(engine) as session:
+        return repo.alias_holder(session)
 
 
 def rollback_target(engine: Engine, to: str | int | None = None) -> repo.Version:
@@ -219,9 +308,16 @@ def rollback(
     """Make an earlier version the champion again and republish it. A reason is required."""
     if not reason.strip():
         raise ValueError("a rollback needs a reason (--reason)")
-    target = rollback_target(engine, to)
-    with read_session(engine) as session:
-        current = repo.alias_holder(session)
-    if current is not None and current.id == target.id:
-        raise DeployError(f"{target.label} is already the champion")
-    return _move(engine, settings, target, action="rollback", actor=actor, reason=reason, gate_result=None)
+    if to is not None:
+        rollback_target(engine, to)  # an unknown version fails at once, before waiting for the lock
+
+    def choose() -> repo.Version:  # under the lock: the champion cannot move between the choice and the publish
+        target = rollback_target(engine, to)
+        with read_session(engine) as session:
+            current = repo.alias_holder(session)
+        if current is not None and current.id == target.id:
+            raise DeployError(f"{target.label} is already the champion")
+        return target
+
+    return _move(engine, settings, choose, action="rollback", actor=actor, reason=reason, gate_result=None,
+                 label=f"to {to}" if to is not None else "to the previous champion")
