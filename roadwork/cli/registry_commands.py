@@ -58,8 +58,12 @@ def versions(
     from roadwork.db import repo
     from roadwork.db.engine import read_session
 
+    from roadwork.platform.registry.reconcile import reconcile
+
     settings = current_settings()
-    with read_session(migrated_engine(settings)) as session:
+    engine = migrated_engine(settings)
+    reconcile(engine, settings)  # never show a champion that is not what is published
+    with read_session(engine) as session:
         items = repo.list_versions(session, limit)
         champion = repo.alias_holder(session)
         evals = repo.latest_evaluations(session)
@@ -84,8 +88,12 @@ def history(
     from roadwork.db import repo
     from roadwork.db.engine import read_session
 
+    from roadwork.platform.registry.reconcile import reconcile
+
     settings = current_settings()
-    with read_session(migrated_engine(settings)) as session:
+    engine = migrated_engine(settings)
+    reconcile(engine, settings)  # never show a champion that is not what is published
+    with read_session(engine) as session:
         events = repo.alias_history(session, alias, limit)
         holder = repo.alias_holder(session, alias)
         names = repo.versions_by_id(session, {e.to_version_id for e in events} | {e.from_version_id for e in events if e.from_version_id})

@@ -60,5 +60,5 @@ def test_a_database_behind_the_scripts_is_upgraded_and_one_at_head_is_left_alone
     migrate(engine, "0002")
     assert not at_head(engine) and "ablation_studies" not in inspect(engine).get_table_names()
     migrate(engine)
-    assert at_head(engine) and current_revision(engine) == "0003"
+    assert at_head(engine) and current_revision(engine) == "0004_deploy_lock"
     assert "ablation_studies" in inspect(engine).get_table_names()

@@ -68,6 +68,10 @@ class SchedulerService:
     def start(self) -> None:
         catalog.check_overrides(self.settings.scheduler)  # a bad override stops the start, before the lease
         self._acquire_lease()
+        # A deploy killed mid-way leaves the champion and the published link apart: repair (or alert) first.
+        from roadwork.platform.registry.reconcile import reconcile
+
+        reconcile(self.engine, self.settings)
         opts = self.settings.scheduler
         self.jobstore = JsonJobStore(engine=self.engine)
         self.scheduler = BackgroundScheduler(
