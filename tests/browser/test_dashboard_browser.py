@@ -141,7 +141,7 @@ def _wait_applied(db_url: str, command_ids: list[int], log: Path, timeout: float
     while True:
         with _registry(db_url) as s:
             commands = [repo.get_command(s, cid) for cid in command_ids]
-        if all(c.status not in ("pending", "running") for c in commands):
+        if all(c.status not in ("pending", "applying") for c in commands):
             break
         assert time.monotonic() < deadline, f"not applied in {timeout} s: {commands}\n{_tail(log)}"
         time.sleep(0.3)
