@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 NOTABLE = frozenset({
     "deploy", "deploy_failed", "rollback", "rollback_failed", "gate_passed", "gate_failed", "candidate_rejected",
-    "job_failed", "job_missed", "job_parked", "alert", "retrain_scheduled", "ab_verdict",
+    "job_failed", "job_missed", "job_parked", "alert", "retrain_scheduled", "ab_verdict", "reconcile",
+    "deploy_lock_taken_over",
 })
 
 
