@@ -57,7 +57,7 @@ def test_the_calibration_is_checked_on_a_held_out_replay_and_kept_only_when_it_h
     assert held["mcc_before"] == pytest.approx(binary_metrics(run.labels, run.raw_probs)["mcc"])
     assert held["mcc_after"] == pytest.approx(binary_metrics(run.labels, fitted.apply(run.raw_probs))["mcc"])
     # The decision follows the rule, and what is saved is the fitted cut or the identity accordingly.
-    helps = held["mcc_diff"] > 0 and held["ci_low"] >= -TOLERANCE and check["fitted_threshold"] != 0.5
+    helps = held["mcc_diff"] > 0 and held["ci_low"] > -TOLERANCE and check["fitted_threshold"] != 0.5
     assert check["applied"] is helps
     assert calibration["threshold"] == (check["fitted_threshold"] if helps else 0.5)
 
