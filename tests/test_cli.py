@@ -29,6 +29,9 @@ def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
 
     versions = as_json(roadwork(home, "versions", "--json"))
     assert [v["version"] for v in versions] == ["0.1.0"] and versions[0]["champion"]
+    decision = versions[0]["metrics"]["calibration"]  # fitted on one replay, checked on another
+    assert decision["fit"]["seed"] != decision["held_out"]["seed"] and decision["held_out"]["n"] > 0
+    assert isinstance(decision["applied"], bool) and decision["reason"]
     history = as_json(roadwork(home, "history", "--json"))
     assert history["current"]["version"] == "0.1.0" and history["events"][0]["action"] == "deploy"
 

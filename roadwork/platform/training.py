@@ -25,13 +25,14 @@ from roadwork.trainer.loop.distributed import rank_from_env
 from roadwork.trainer.loop.ensemble import EnsembleResult, train_ensemble
 from roadwork.trainer.loop.train import TrainResult, train
 
-CALIBRATION_REPLAY = 400  # challenges in the replay the calibration is fitted on
+CALIBRATION_REPLAY = 400  # challenges in the replay the calibration is fitted on, and in the held-out one
 
 
 def calibrate_checkpoint(
     checkpoint_dir: Path, config: TrainConfig, data_path: Path, n: int, *, cache_resave: bool = True
 ) -> dict:
-    """Fit the calibration on a replay of the validation split and write it into the checkpoint's JSON."""
+    """Fit the calibration on a replay of the validation split (seed = optim seed + 1), keep it only when a held-out
+    replay (seed + 2) says it helps, and write it with the decision into the checkpoint's JSON."""
     from roadwork.platform.evaluation.replay import fit_replay_calibration
     from roadwork.trainer.model.checkpoint import META, atomic_write_bytes, read_meta
     from roadwork.trainer.data.records import read_records, split_records
@@ -40,7 +41,7 @@ def calibrate_checkpoint(
     records, _ = read_records(data_path)
     _, val = split_records(records, config.data.val_fraction, config.data.split_seed)
     calibration = fit_replay_calibration(Predictor.load(checkpoint_dir), val, n, seed=config.optim.seed + 1,
-                                         cache_resave=cache_resave)
+                                         held_out_seed=config.optim.seed + 2, cache_resave=cache_resave)
     meta = read_meta(checkpoint_dir) | {"calibration": calibration}
     atomic_write_bytes(Path(checkpoint_dir) / META, json.dumps(meta, indent=2, sort_keys=True).encode())
     return calibration
@@ -120,9 +121,11 @@ def calibrate_and_register(
     if calibration_replay:
         calibration = calibrate_checkpoint(checkpoint_dir, run.config, run.path, calibration_replay,
                                            cache_resave=settings.evaluation.cache_resave)
-        log(f"calibration: best cut {calibration['threshold']:.3f} on a {calibration_replay}-challenge replay "
-            "of the validation split, mapped onto 0.5")
-        metrics = metrics | {"calibration_threshold": calibration["threshold"]}
+        check = calibration["check"]
+        verdict = "mapped onto 0.5" if check["applied"] else "not applied, the model answers its raw probability"
+        log(f"calibration: best cut {check['fitted_threshold']:.3f} on a {calibration_replay}-challenge replay "
+            f"of the validation split, {verdict}: {check['reason']}")
+        metrics = metrics | {"calibration_threshold": calibration["threshold"], "calibration": check}
     version = register_version(
         engine,
         settings,
@@ -155,7 +158,8 @@ def train_and_register(
     """Train, calibrate, store the checkpoint by content, and add a candidate version whose parent is the champion.
 
     The calibration is fitted on a `calibration_replay`-challenge replay of the validation split (0: none), so
-    that the threshold that is best on what validators send lands on their fixed 0.5 cut.
+    that the threshold that is best on what validators send lands on their fixed 0.5 cut, and applied only when a
+    held-out replay of the same size confirms it (else the identity; the decision is in the version's metrics).
 
     Hard negatives: the records of set `hard_negative_set_id` (by default, with `use_latest_hard_negatives`, the
     newest set mined with the current champion) are seen `settings.mining.oversample` times per epoch, and the

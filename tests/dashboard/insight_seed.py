@@ -98,18 +98,29 @@ def _audit(session, action: str, target: str, reason: str, when: dt.datetime, ac
     session.add(m.AuditEvent(actor=actor, action=action, target=target, reason=reason, created_at=when))
 
 
+def calibration_decision(applied: bool, fitted: float, before: float, after: float) -> dict:
+    """The `calibration` entry training stores in a version's metrics (platform/evaluation/calibration_check)."""
+    low, high = after - before - 0.015, after - before + 0.03
+    return {"applied": applied, "fitted_threshold": fitted, "reason": "seeded decision", "rule": "seeded rule",
+            "fit": {"n": 400, "seed": 1, "mcc_before": 0.70, "mcc_after": 0.74},
+            "held_out": {"n": 400, "seed": 2, "mcc_before": before, "mcc_after": after, "mcc_diff": after - before,
+                         "ci_low": low, "ci_high": high, "alpha": 0.05, "n_boot": 1000, "bootstrap_seed": 2}}
+
+
 def seed_versions(session, now: dt.datetime) -> History:  # noqa: ANN001
     """0.1.0 -> 0.2.0 -> 0.3.0 (champion, deployed CHAMPION_DAYS ago) -> 0.4.0 (hard negatives, ablation)."""
     ids: dict[str, int] = {}
     ids["0.1.0"] = _version(session, "0.1.0", 1, None, now)
     ids["0.2.0"] = _version(session, "0.2.0", 2, ids["0.1.0"], now)
-    ids["0.3.0"] = _version(session, "0.3.0", 3, ids["0.2.0"], now)
+    ids["0.3.0"] = _version(session, "0.3.0", 3, ids["0.2.0"], now,
+                            metrics={"val_mcc": 0.63, "calibration": calibration_decision(True, 0.61, 0.70, 0.73)})
     hard = m.HardNegativeSet(name="mined-0.3.0", source_version_id=ids["0.3.0"], pool="pool.parquet", n_items=42)
     session.add(hard)
     session.flush()
     ablation = [{"variant": "full", "mcc": 0.8}, {"variant": "no hard negatives", "mcc": 0.76}]
     ids["0.4.0"] = _version(session, "0.4.0", 4, ids["0.3.0"], now, hard_negative_set_id=hard.id,
-                            metrics={"val_mcc": 0.81, "ablation": ablation})
+                            metrics={"val_mcc": 0.81, "ablation": ablation,
+                                     "calibration": calibration_decision(False, 0.66, 0.648, 0.624)})
     # 0.1.0: a validation evaluation only (the heatmap falls back to it), with one extra cell.
     repo.add_evaluation(session, version_id=ids["0.1.0"], dataset="validation:fp1", n=300, mcc=0.6, accuracy=0.8,
                         metrics={}, conditions=cells(0.6, {"weather": ["Clear", "Rain"], "daytime": ["Dark"]}))

@@ -236,6 +236,29 @@ def test_models_heatmap_sweep_calibration_and_lineage(history, db) -> None:
     assert "No threshold sweep stored with this evaluation." in text(at)
 
 
+def test_models_page_says_whether_the_calibration_was_applied_with_the_held_out_numbers(history, db) -> None:
+    at = open_page(MODELS, db)
+    # The champion (0.3.0): its fitted cut held up on the held-out replay.
+    assert [s.value for s in at.success if "Calibration" in s.value] == [
+        "Calibration applied: the fitted cut 0.610 is mapped onto the validators' 0.5."]
+    assert metric(at, "Held-out MCC, raw").value == "0.700"
+    calibrated = metric(at, "Held-out MCC, calibrated")
+    assert (calibrated.value, calibrated.delta) == ("0.730", "+0.030")
+    assert "checked on 400 held-out challenges (seed 2)" in text(at) and "[+0.015, +0.060]" in text(at)
+
+    # 0.4.0: the cut lowered the held-out MCC (0.648 -> 0.624), so the raw probability is answered.
+    at.selectbox(key="models_selected_version").select(history.ids["0.4.0"]).run()
+    assert not at.exception and not [s for s in at.success if "Calibration" in s.value]
+    assert any(i.value.startswith("Calibration not applied: the fitted cut 0.660") for i in at.info)
+    calibrated = metric(at, "Held-out MCC, calibrated")
+    assert (metric(at, "Held-out MCC, raw").value, calibrated.value, calibrated.delta) == ("0.648", "0.624", "-0.024")
+
+    # 0.1.0 has no stored decision: said so, no numbers.
+    at.selectbox(key="models_selected_version").select(history.ids["0.1.0"]).run()
+    assert "No calibration decision stored with this version" in text(at)
+    assert not [x for x in at.metric if x.label.startswith("Held-out")]
+
+
 def test_existing_models_content_still_renders(history, db) -> None:
     at = open_page(MODELS, db)
     versions = table(at, "training val MCC")

@@ -51,6 +51,11 @@ def test_ensemble_is_registered_once_with_its_members_in_the_lineage(
     assert isinstance(model, EnsembleClassifier) and len(model.members) == 2 and config.model.kind == "dinov3"
     meta = read_meta(checkout(settings, version))
     assert meta["calibration"]["kind"] == "piecewise_linear" and len(meta["members"]) == 2
+    # The calibration decision travels with the version: the saved cut is the fitted one only when applied.
+    decision = version.metrics["calibration"]
+    assert decision == meta["calibration"]["check"] and decision["held_out"]["n"] == 40
+    assert meta["calibration"]["threshold"] == version.metrics["calibration_threshold"]
+    assert version.metrics["calibration_threshold"] == (decision["fitted_threshold"] if decision["applied"] else 0.5)
     probs = Predictor.load(checkout(settings, version)).predict([Image.new("RGB", (100, 80), (230, 120, 20))])
     assert probs.shape == (1,) and 0.0 <= probs[0] <= 1.0 and np.isfinite(probs[0])
 

@@ -11,12 +11,14 @@ from roadwork.db import repo
 from roadwork.db.engine import read_session
 from roadwork.platform.registry import service as registry
 from roadwork.platform.evaluation.challenge import replay_from_params
-from roadwork.platform.evaluation.replay import evaluate_replay
+from roadwork.platform.evaluation.calibration_check import TOLERANCE
+from roadwork.platform.evaluation.replay import evaluate_replay, run_replay
 from roadwork.platform.evaluation.scoring import summarize
 from roadwork.platform.training import calibrate_checkpoint
 from roadwork.trainer.eval.calibration import Calibration
 from roadwork.trainer.model.checkpoint import read_meta
-from roadwork.trainer.data.records import read_records
+from roadwork.trainer.data.records import read_records, split_records
+from roadwork.trainer.eval.predict import Predictor
 from roadwork.trainer.eval.metrics import binary_metrics
 from tests.conftest import tiny_config
 
@@ -39,6 +41,25 @@ def test_calibration_is_fitted_on_a_replay_and_stored_in_the_checkpoint(calibrat
     assert meta["calibration"]["threshold"] == calibration["threshold"]
     assert meta["calibration"]["fitted_on"] == {"kind": "replay", "n": 120, "seed": 1, "cache_resave": True}
     Calibration.from_dict({k: v for k, v in meta["calibration"].items() if k != "fitted_on"})
+
+
+def test_the_calibration_is_checked_on_a_held_out_replay_and_kept_only_when_it_helps(
+    calibrated_version, settings, synth_data
+) -> None:
+    version, calibration = calibrated_version
+    check = read_meta(registry.checkout(settings, version))["calibration"]["check"]
+    held = check["held_out"]
+    assert (check["fit"]["seed"], held["seed"], held["n"], held["cache_resave"]) == (1, 2, 120, True)
+    # The held-out numbers are those of a fresh replay with the other seed, raw and with the fitted cut.
+    _, val = split_records(read_records(synth_data)[0], tiny_config().data.val_fraction, tiny_config().data.split_seed)
+    run = run_replay(Predictor.load(registry.checkout(settings, version)), val, 120, seed=2)
+    fitted = Calibration(check["fitted_threshold"])
+    assert held["mcc_before"] == pytest.approx(binary_metrics(run.labels, run.raw_probs)["mcc"])
+    assert held["mcc_after"] == pytest.approx(binary_metrics(run.labels, fitted.apply(run.raw_probs))["mcc"])
+    # The decision follows the rule, and what is saved is the fitted cut or the identity accordingly.
+    helps = held["mcc_diff"] > 0 and held["ci_low"] > -TOLERANCE and check["fitted_threshold"] != 0.5
+    assert check["applied"] is helps
+    assert calibration["threshold"] == (check["fitted_threshold"] if helps else 0.5)
 
 
 def test_replay_evaluation_is_stored_reproducible_and_consistent(engine, settings, calibrated_version,

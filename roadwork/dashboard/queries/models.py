@@ -176,6 +176,26 @@ class Sweep:
 
 
 @dataclass(frozen=True)
+class CalibrationDecision:
+    """Whether training applied its fitted cut, judged on a held-out replay (platform/evaluation/calibration_check)."""
+
+    applied: bool
+    reason: str
+    rule: str
+    fitted_threshold: float | None
+    fit_seed: int | None
+    fit_mcc_before: float | None
+    fit_mcc_after: float | None
+    held_out_seed: int | None
+    held_out_n: int | None
+    held_out_mcc_before: float | None
+    held_out_mcc_after: float | None
+    held_out_diff: float | None
+    held_out_ci_low: float | None
+    held_out_ci_high: float | None
+
+
+@dataclass(frozen=True)
 class VersionDetail:
     version_id: int
     evaluation_id: int | None  # the latest replay evaluation, else the latest of any kind
@@ -194,6 +214,7 @@ class VersionDetail:
     tta: tuple[dict[str, Any], ...] = ()
     ablation: tuple[dict[str, Any], ...] = ()
     lineage: tuple[LineageRow, ...] = ()
+    calibration_decision: CalibrationDecision | None = None  # from the version's own metrics (training)
 
 
 def _rows(value: Any) -> tuple[dict[str, Any], ...]:
@@ -221,6 +242,30 @@ def before_after(metrics: dict[str, Any]) -> tuple[dict[str, Any], ...]:
         return ()
     return tuple({"metric": k, "before": number(before.get(k)), "after": number(metrics.get(k))}
                  for k in CALIBRATION_METRICS if k in before or k in metrics)
+
+
+def calibration_decision(metrics: dict[str, Any]) -> CalibrationDecision | None:
+    """The calibration decision a version's training stored in its metrics (`calibration`), or None for versions
+    calibrated before the held-out check existed (or not at all)."""
+    check = metrics.get("calibration")
+    if not isinstance(check, dict) or not isinstance(check.get("applied"), bool):
+        return None
+    fit = check.get("fit") if isinstance(check.get("fit"), dict) else {}
+    held = check.get("held_out") if isinstance(check.get("held_out"), dict) else {}
+
+    def whole(value: Any) -> int | None:
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return CalibrationDecision(
+        applied=check["applied"], reason=str(check.get("reason") or ""), rule=str(check.get("rule") or ""),
+        fitted_threshold=number(check.get("fitted_threshold")),
+        fit_seed=whole(fit.get("seed")), fit_mcc_before=number(fit.get("mcc_before")),
+        fit_mcc_after=number(fit.get("mcc_after")),
+        held_out_seed=whole(held.get("seed")), held_out_n=whole(held.get("n")),
+        held_out_mcc_before=number(held.get("mcc_before")), held_out_mcc_after=number(held.get("mcc_after")),
+        held_out_diff=number(held.get("mcc_diff")), held_out_ci_low=number(held.get("ci_low")),
+        held_out_ci_high=number(held.get("ci_high")),
+    )
 
 
 def _lineage(session: Session, version_id: int) -> tuple[list[LineageRow], dict[str, Any]]:
@@ -263,10 +308,11 @@ def _version_detail(url: str, version_id: int) -> VersionDetail:
         tta=_rows(metrics.get("tta")),
         ablation=_rows(metrics.get("ablation")) or _rows(own_metrics.get("ablation")),
         lineage=tuple(lineage),
+        calibration_decision=calibration_decision(own_metrics),
     )
 
 
 def version_detail(version_id: int) -> VersionDetail:
     """One version's latest replay evaluation (sweep, calibration, before/after, validator score, expected reward,
-    TTA, ablation) and its lineage up to `LINEAGE_DEPTH` ancestors."""
+    TTA, ablation), its training's calibration decision and its lineage up to `LINEAGE_DEPTH` ancestors."""
     return _version_detail(db_url(), int(version_id))

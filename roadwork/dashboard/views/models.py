@@ -1,5 +1,6 @@
 """Models: every version with its metrics, MCC across versions, MCC per condition across versions (heatmap), and
-for one version: its condition cells, threshold sweep, calibration, validator score, TTA, ablation and lineage."""
+for one version: its condition cells, whether training applied its calibration (held-out check), threshold sweep,
+calibration, validator score, TTA, ablation and lineage."""
 
 import json
 
@@ -8,6 +9,11 @@ import streamlit as st
 from roadwork.dashboard import formatting as fmt
 from roadwork.dashboard.charts import models as charts
 from roadwork.dashboard.queries import models as queries
+
+
+def fmt_mcc(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
 
 st.title("Models")
 rows = queries.versions()
@@ -129,6 +135,31 @@ else:
                 "accuracy": st.column_config.NumberColumn(format="percent"),
             },
         )
+
+st.markdown("#### Calibration")
+decision = detail.calibration_decision
+if decision is None:
+    st.caption("No calibration decision stored with this version (trained before the held-out check, or not "
+               "calibrated).")
+else:
+    fitted = "-" if decision.fitted_threshold is None else f"{decision.fitted_threshold:.3f}"
+    if decision.applied:
+        st.success(f"Calibration applied: the fitted cut {fitted} is mapped onto the validators' 0.5.",
+                   icon=":material/check_circle:")
+    else:
+        st.info(f"Calibration not applied: the fitted cut {fitted} did not hold up on the held-out replay, so the "
+                "model answers its raw probability (identity, cut 0.5).", icon=":material/block:")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Held-out MCC, raw", fmt_mcc(decision.held_out_mcc_before))
+    c2.metric("Held-out MCC, calibrated", fmt_mcc(decision.held_out_mcc_after),
+              delta=None if decision.held_out_diff is None else f"{decision.held_out_diff:+.3f}")
+    c3.metric("Fit replay MCC, raw -> calibrated",
+              f"{fmt_mcc(decision.fit_mcc_before)} -> {fmt_mcc(decision.fit_mcc_after)}")
+    ci = ("" if decision.held_out_ci_low is None
+          else f"paired bootstrap 95% CI of the difference [{decision.held_out_ci_low:+.3f}, "
+               f"{decision.held_out_ci_high:+.3f}]; ")
+    st.caption(f"Fitted on the replay with seed {decision.fit_seed}, checked on {decision.held_out_n} held-out "
+               f"challenges (seed {decision.held_out_seed}); {ci}{decision.reason}. Rule: {decision.rule}.")
 
 st.markdown("#### Replay evaluation")
 if detail.evaluation_id is None:

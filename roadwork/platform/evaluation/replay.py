@@ -21,11 +21,11 @@ from sqlalchemy import Engine
 from roadwork.settings import Settings
 from roadwork.db import repo
 from roadwork.db.engine import write_session
+from roadwork.platform.evaluation.calibration_check import check_calibration
 from roadwork.platform.evaluation.challenge import Challenge, ReplayStats, build_replay, decode_jpeg
 from roadwork.platform.evaluation.validation import condition_cells, load_for_evaluation
 from roadwork.platform.registry.service import store
 from roadwork.platform.evaluation.scoring import expected_reward, summarize
-from roadwork.trainer.eval.calibration import fit_calibration
 from roadwork.trainer.data.records import Record, decode_image
 from roadwork.trainer.eval.metrics import binary_metrics, bootstrap_mcc_ci, roc_auc, threshold, threshold_sweep
 from roadwork.trainer.eval.predict import Predictor, to_pixels
@@ -181,12 +181,21 @@ def measure_tta(predictor: Predictor, run: ReplayRun, train: Sequence[Record], m
 
 
 def fit_replay_calibration(
-    predictor: Predictor, val: Sequence[Record], n: int, seed: int, *, cache_resave: bool = True
+    predictor: Predictor, val: Sequence[Record], n: int, seed: int, *, held_out_seed: int | None = None,
+    cache_resave: bool = True,
 ) -> dict[str, Any]:
-    """Fit the calibration on a replay of validation rows: the MCC-best cut, mapped onto 0.5 at deploy time.
+    """Fit the MCC-best cut on one `n`-challenge replay of validation rows (`seed`) and keep it only when a held-out
+    replay (`held_out_seed`, default `seed + 1`; same size and renderer) says it helps (`check_calibration`).
 
+    Returns the calibration to save (the fitted cut, or the identity) with `fitted_on` and the decision (`check`).
     Rendered by the same `run_replay` as evaluation, so pass the same `cache_resave` (the setting)."""
-    run = run_replay(predictor, val, n, seed, cache_resave=cache_resave)
-    calibration = fit_calibration(run.labels, run.raw_probs)
+    held_seed = seed + 1 if held_out_seed is None else held_out_seed
+    if held_seed == seed:
+        raise ValueError(f"the held-out replay needs another seed than the fit replay ({seed})")
+    fit = run_replay(predictor, val, n, seed, cache_resave=cache_resave)
+    held = run_replay(predictor, val, n, held_seed, cache_resave=cache_resave)
+    calibration, check = check_calibration(fit.labels, fit.raw_probs, held.labels, held.raw_probs, seed=held_seed)
     fitted_on = {"kind": "replay", "n": n, "seed": seed, "cache_resave": cache_resave}
-    return calibration.to_dict() | {"fitted_on": fitted_on}
+    check["fit"] |= {"seed": seed}
+    check["held_out"] |= {"seed": held_seed, "cache_resave": cache_resave}
+    return calibration.to_dict() | {"fitted_on": fitted_on, "check": check}
