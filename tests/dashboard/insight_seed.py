@@ -196,11 +196,13 @@ def register_jobs(engine: Engine, settings: Settings) -> None:
 
 def seed_history(engine: Engine, settings: Settings) -> History:
     now = utcnow()
+    # The jobs first: a starting scheduler reconciles the champion with what is published, and this seed moves the
+    # alias without publishing anything (an alert a real registry would rightly raise).
+    register_jobs(engine, settings)
     with write_session(engine) as session:
         history = seed_versions(session, now)
         seed_operations(session, now)
     seed_standings(engine, settings, now)
-    register_jobs(engine, settings)
     return history
 
 
