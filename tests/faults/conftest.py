@@ -15,7 +15,7 @@ from roadwork.platform.registry import service as registry
 from roadwork.settings import Settings, load_settings
 from tests.conftest import ROOT
 
-CLI = "import sys; from roadwork.cli import main; sys.argv[0] = 'roadwork'; main()"
+CLI = "import sys; from roadwork.cli.app import main; sys.argv[0] = 'roadwork'; main()"
 
 
 @pytest.fixture
