@@ -70,3 +70,17 @@ def audit_of_actions(session: Session, actions: tuple[str, ...], limit: int) -> 
     query = (select(m.AuditEvent).where(m.AuditEvent.action.in_(actions))
              .order_by(m.AuditEvent.id.desc()).limit(limit))
     return [to_entity(AuditEvent, r) for r in session.scalars(query)]
+
+
+def latest_audit_event(session: Session, target: str, actions: tuple[str, ...]) -> AuditEvent | None:
+    """The newest audit event about `target` of one of these actions, or None."""
+    query = (select(m.AuditEvent).where(m.AuditEvent.target == target, m.AuditEvent.action.in_(actions))
+             .order_by(m.AuditEvent.id.desc()).limit(1))
+    row = session.scalars(query).first()
+    return None if row is None else to_entity(AuditEvent, row)
+
+
+def audit_events_with_actions(session: Session, actions: tuple[str, ...]) -> list[AuditEvent]:
+    """Every audit event of these actions, oldest first (audit ids order the events)."""
+    query = select(m.AuditEvent).where(m.AuditEvent.action.in_(actions)).order_by(m.AuditEvent.id)
+    return [to_entity(AuditEvent, r) for r in session.scalars(query)]

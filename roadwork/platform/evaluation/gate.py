@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from roadwork.settings import GateSettings, Settings
-from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
 
@@ -258,28 +257,17 @@ def gate_candidate(
 # --- pending candidates and rejection ---------------------------------------------------------------------------
 
 
-def _audit(row: m.AuditEvent) -> repo.AuditEvent:
-    return repo.AuditEvent(row.id, row.actor, row.action, row.target, row.reason, row.details, row.created_at)
-
-
 def latest_gate_event(session: Session, ref: str | int) -> repo.AuditEvent | None:
     """The newest gate decision about version `ref`, or None if it was never gated."""
     label = repo.get_version(session, ref).label
-    row = session.scalars(
-        select(m.AuditEvent).where(m.AuditEvent.target == label, m.AuditEvent.action.in_((PASSED, FAILED)))
-        .order_by(m.AuditEvent.id.desc()).limit(1)
-    ).first()
-    return None if row is None else _audit(row)
+    return repo.latest_audit_event(session, label, (PASSED, FAILED))
 
 
 def pending_candidates(session: Session) -> list[repo.Version]:
     """Versions whose latest gate decision passed and that were neither deployed nor rejected since; newest first.
 
     (Audit ids order the events: the registry writes a `deploy` audit event with every deploy.)"""
-    rows = session.scalars(
-        select(m.AuditEvent).where(m.AuditEvent.action.in_((PASSED, FAILED, REJECTED, *DEPLOY_ACTIONS)))
-        .order_by(m.AuditEvent.id)
-    )
+    rows = repo.audit_events_with_actions(session, (PASSED, FAILED, REJECTED, *DEPLOY_ACTIONS))
     state: dict[str, str] = {}  # label -> latest relevant action
     for row in rows:
         if row.target is None:
