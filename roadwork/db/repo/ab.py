@@ -1,4 +1,4 @@
-"""A/B tests of two versions and their stored results: the readers.
+"""A/B tests of two versions and their stored results: the readers and the writers.
 
 Here rather than in `platform.ab.service` so that showing a test needs none of its statistics (numpy, scipy):
 every number a page shows, the p-value included, was computed when the result was stored.
@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from roadwork.db import models as m
@@ -85,3 +85,35 @@ def get_ab_test(session: Session, test_id: int) -> ABTest:
     latest = latest_ab_result(session, test_id)
     labels = versions_by_id(session, {row.version_a_id, row.version_b_id})
     return _test_entity(row, labels, latest.verdict if latest else None)
+
+
+# --- writers -------------------------------------------------------------------------------------------------------
+
+
+def add_ab_test(session: Session, *, name: str, version_a_id: int, version_b_id: int, sample_size: int, mode: str,
+                created_by: str, status: str = "pending") -> int:
+    """Insert an A/B test; returns its id (the caller checks the versions and the arguments)."""
+    row = m.ABTest(name=name, version_a_id=version_a_id, version_b_id=version_b_id, sample_size=sample_size,
+                   mode=mode, status=status, created_by=created_by)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def set_ab_status(session: Session, test_id: int, status: str) -> None:
+    session.execute(update(m.ABTest).where(m.ABTest.id == test_id).values(status=status))
+
+
+def mark_ab_failed_if_running(session: Session, test_id: int) -> bool:
+    """"running" -> "failed"; False, and nothing changed, when the test is not running."""
+    result = session.execute(update(m.ABTest).where(m.ABTest.id == test_id, m.ABTest.status == "running")
+                             .values(status="failed"))
+    return result.rowcount == 1
+
+
+def add_ab_result(session: Session, *, test_id: int, n: int, arm_a: dict[str, Any], arm_b: dict[str, Any],
+                  diff: dict[str, Any], verdict: str) -> ABResult:
+    row = m.ABResult(test_id=test_id, n=n, arm_a=arm_a, arm_b=arm_b, diff=diff, verdict=verdict)
+    session.add(row)
+    session.flush()
+    return ABResult(row.id, row.test_id, row.n, row.arm_a, row.arm_b, row.diff, row.verdict, row.created_at)

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import Engine, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
 from roadwork.settings import Settings
-from roadwork.db import models as m
 from roadwork.db import repo
 # The readers (and the verdict threshold a page shows) live in the repository: pages show tests without scipy.
 from roadwork.db.repo.ab import MIN_N, ABResult, ABTest, get_ab_test, list_ab_tests  # noqa: F401
@@ -41,13 +39,11 @@ def create_ab_test(engine: Engine, *, version_a: str | int, version_b: str | int
         a, b = repo.get_version(session, version_a), repo.get_version(session, version_b)
         if a.id == b.id:
             raise ValueError(f"an A/B test needs two different versions, got {a.label} twice")
-        row = m.ABTest(name=name or f"{a.label} vs {b.label}", version_a_id=a.id, version_b_id=b.id,
-                       sample_size=sample_size, mode=mode, status="pending", created_by=actor)
-        session.add(row)
-        session.flush()
-        repo.add_audit(session, actor=actor, action="ab_test_create", target=f"ab_test:{row.id}",
+        test_id = repo.add_ab_test(session, name=name or f"{a.label} vs {b.label}", version_a_id=a.id,
+                                   version_b_id=b.id, sample_size=sample_size, mode=mode, created_by=actor)
+        repo.add_audit(session, actor=actor, action="ab_test_create", target=f"ab_test:{test_id}",
                        details={"version_a": a.label, "version_b": b.label, "sample_size": sample_size, "mode": mode})
-        return row.id
+        return test_id
 
 
 class _Shadow:
@@ -66,7 +62,7 @@ def _split_key(config: Any) -> tuple[Any, ...]:
     return config.data.path, config.data.val_fraction, config.data.split_seed
 
 
-def _replay_outcome(engine: Engine, settings: Settings, test: m.ABTest, *, seed: int, data_path: Path | None,
+def _replay_outcome(engine: Engine, settings: Settings, test: ABTest, *, seed: int, data_path: Path | None,
                     min_n: int, n_boot: int, alpha: float) -> ABOutcome:
     """Both versions on one replay of A's validation split, each answering with its own calibration."""
     from roadwork.platform.evaluation.validation import data_splits
@@ -107,10 +103,6 @@ def _replay_outcome(engine: Engine, settings: Settings, test: m.ABTest, *, seed:
     })
 
 
-def _set_status(session: Session, test_id: int, status: str) -> None:
-    session.execute(update(m.ABTest).where(m.ABTest.id == test_id).values(status=status))
-
-
 def run_ab_test(engine: Engine, settings: Settings, test_id: int, *, seed: int | None = None,
                 data_path: Path | None = None, min_n: int = MIN_N, n_boot: int = N_BOOT, alpha: float = ALPHA,
                 actor: str = "ab-test") -> ABOutcome:
@@ -122,13 +114,10 @@ def run_ab_test(engine: Engine, settings: Settings, test_id: int, *, seed: int |
     "failed" itself (see `mark_failed`), and such a test must not stay blocked. A rerun adds a result."""
     target = f"ab_test:{test_id}"
     with write_session(engine) as session:
-        test = session.get(m.ABTest, test_id)
-        if test is None:
-            raise repo.NotFoundError(f"no A/B test {test_id}")
+        test = repo.get_ab_test(session, test_id)  # NotFoundError when there is none
         if test.mode != "replay":
             raise ABTestError(f"A/B test {test_id} is a {test.mode} test: its pairs come from a LiveMonitor")
-        test.status = "running"
-        session.flush()
+        repo.set_ab_status(session, test_id, "running")
         repo.add_audit(session, actor=actor, action="ab_test_start", target=target)
     try:
         seed = test.id if seed is None else seed
@@ -136,14 +125,14 @@ def run_ab_test(engine: Engine, settings: Settings, test_id: int, *, seed: int |
                                   n_boot=n_boot, alpha=alpha)
         result = outcome.to_dict()
         with write_session(engine) as session:
-            session.add(m.ABResult(test_id=test_id, n=outcome.n, arm_a=result["arm_a"], arm_b=result["arm_b"],
-                                   diff=result["diff"], verdict=outcome.verdict))
-            _set_status(session, test_id, "done")
+            repo.add_ab_result(session, test_id=test_id, n=outcome.n, arm_a=result["arm_a"], arm_b=result["arm_b"],
+                               diff=result["diff"], verdict=outcome.verdict)
+            repo.set_ab_status(session, test_id, "done")
             repo.add_audit(session, actor=actor, action="ab_test_done", target=target, reason=outcome.reason,
                            details={"verdict": outcome.verdict, "n": outcome.n, "mcc_diff": outcome.mcc_diff})
     except BaseException as exc:
         with write_session(engine) as session:
-            _set_status(session, test_id, "failed")
+            repo.set_ab_status(session, test_id, "failed")
             repo.add_audit(session, actor=actor, action="ab_test_failed", target=target,
                            details={"error": f"{type(exc).__name__}: {exc}"})
         raise
@@ -154,8 +143,7 @@ def mark_failed(engine: Engine, test_id: int, *, error: str, actor: str = "sched
     """Record a run that died without saying so (killed at its timeout): "running" -> "failed" with the error
     in an audit event. False, and nothing written, when the test is not running."""
     with write_session(engine) as session:
-        changed = session.execute(update(m.ABTest).where(m.ABTest.id == test_id, m.ABTest.status == "running")
-                                  .values(status="failed")).rowcount == 1
+        changed = repo.mark_ab_failed_if_running(session, test_id)
         if changed:
             repo.add_audit(session, actor=actor, action="ab_test_failed", target=f"ab_test:{test_id}",
                            details={"error": error})
