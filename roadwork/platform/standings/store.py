@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, Select, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
-from roadwork.db import models as m
+from roadwork.db import repo
 from roadwork.db.engine import write_session
 from roadwork.db.repo.standings import OWNER_KEY
 from roadwork.platform.standings.analysis import derive_standing
@@ -106,22 +105,17 @@ def poll_standings(
         reason = redact(reason, [secret])[:MAX_ERROR_CHARS]
         log.warning("standings poll from %s failed, keeping the last good snapshot: %s", name, reason)
         with write_session(engine) as session:
-            snapshot = m.LeaderboardSnapshot(source=name, netuid=netuid, stale=True, error=reason, taken_at=taken_at)
-            session.add(snapshot)
-            session.flush()
-            snapshot_id = snapshot.id
+            snapshot_id = repo.add_snapshot(session, source=name, netuid=netuid, stale=True, error=reason,
+                                            taken_at=taken_at)
         return PollResult(snapshot_id, name, True, reason, taken_at)
 
     name += SAMPLE_SUFFIX if fetched.sample else ""
     with write_session(engine) as session:
-        snapshot = m.LeaderboardSnapshot(
-            source=name, netuid=netuid, block=fetched.block, stale=False, error=None, taken_at=taken_at,
-            rows=[m.LeaderboardRow(**{f: getattr(row, f) for f in ROW_FIELDS}, extra=_extra(row) or None)
+        snapshot_id = repo.add_snapshot(
+            session, source=name, netuid=netuid, block=fetched.block, stale=False, error=None, taken_at=taken_at,
+            rows=[repo.LeaderboardEntry(**{f: getattr(row, f) for f in ROW_FIELDS}, extra=_extra(row) or None)
                   for row in fetched.rows],
         )
-        session.add(snapshot)
-        session.flush()
-        snapshot_id = snapshot.id
     log.info("standings from %s: %d rows (%d skipped), block %s", name, len(fetched.rows), fetched.skipped,
              fetched.block)
     return PollResult(snapshot_id, name, False, None, taken_at, fetched.block, fetched.rows, fetched.skipped)
@@ -139,33 +133,23 @@ def _extra(row: MinerRow) -> dict:
     return row.extra if row.owner is None else {**row.extra, OWNER_KEY: row.owner}
 
 
-def _row(row: m.LeaderboardRow) -> MinerRow:
+def _row(row: repo.LeaderboardEntry) -> MinerRow:
     extra = dict(row.extra or {})
     owner = to_bool(extra.pop(OWNER_KEY, None))
     return MinerRow(**{f: getattr(row, f) for f in ROW_FIELDS}, owner=owner, extra=extra)
 
 
 def _rows_of(session: Session, snapshot_ids: list[int]) -> dict[int, list[MinerRow]]:
-    rows: dict[int, list[MinerRow]] = defaultdict(list)
-    if snapshot_ids:
-        query = (select(m.LeaderboardRow).where(m.LeaderboardRow.snapshot_id.in_(snapshot_ids))
-                 .order_by(m.LeaderboardRow.snapshot_id, m.LeaderboardRow.uid))
-        for row in session.scalars(query):
-            rows[row.snapshot_id].append(_row(row))
-    return rows
-
-
-def _newest_first(good_only: bool) -> Select[tuple[m.LeaderboardSnapshot]]:
-    query = select(m.LeaderboardSnapshot).order_by(m.LeaderboardSnapshot.taken_at.desc(),
-                                                    m.LeaderboardSnapshot.id.desc())
-    return query.where(m.LeaderboardSnapshot.stale.is_(False)) if good_only else query
+    entries = repo.leaderboard_entries(session, snapshot_ids)
+    return {snapshot_id: [_row(e) for e in rows] for snapshot_id, rows in entries.items()}
 
 
 def latest_snapshot(session: Session, good_only: bool = True) -> Snapshot | None:
     """The newest snapshot with its rows (ordered by uid); `good_only=False` includes stale ones."""
-    snap = session.scalars(_newest_first(good_only).limit(1)).first()
-    if snap is None:
+    snaps = repo.newest_snapshots(session, 1, good_only)
+    if not snaps:
         return None
+    snap = snaps[0]
     rows = _rows_of(session, [snap.id]).get(snap.id, [])
     return Snapshot(snap.id, snap.source, snap.netuid, snap.block, snap.stale, snap.error, snap.taken_at,
                     tuple(rows))
@@ -173,19 +157,13 @@ def latest_snapshot(session: Session, good_only: bool = True) -> Snapshot | None
 
 def history_for(session: Session, uid: int, limit: int = 100) -> list[HistoryPoint]:
     """`uid`'s rows in the newest `limit` good snapshots that hold it, newest first."""
-    query = (
-        select(m.LeaderboardRow, m.LeaderboardSnapshot)
-        .join(m.LeaderboardSnapshot, m.LeaderboardRow.snapshot_id == m.LeaderboardSnapshot.id)
-        .where(m.LeaderboardRow.uid == uid, m.LeaderboardSnapshot.stale.is_(False))
-        .order_by(m.LeaderboardSnapshot.taken_at.desc(), m.LeaderboardSnapshot.id.desc())
-        .limit(limit)
-    )
-    return [HistoryPoint(snap.id, snap.taken_at, snap.block, _row(row)) for row, snap in session.execute(query)]
+    return [HistoryPoint(head.id, head.taken_at, head.block, _row(entry))
+            for head, entry in repo.uid_history(session, uid, limit)]
 
 
 def trend(session: Session, uid: int, n: int = 96) -> list[TrendPoint]:
     """Our incentive, emission and miner rank over the last `n` good snapshots, oldest first."""
-    snaps = list(session.scalars(_newest_first(True).limit(n)))
+    snaps = repo.newest_snapshots(session, n, good_only=True)
     rows = _rows_of(session, [s.id for s in snaps])
     points = []
     for snap in reversed(snaps):
