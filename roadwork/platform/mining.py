@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
 from roadwork.settings import Settings
-from roadwork.db import models as m
 from roadwork.db import repo
 # The readers live in the repository: the dashboard shows sets without the model or the image readers.
 from roadwork.db.repo.mining import HardNegativeItemInfo, HardNegativeSetInfo  # noqa: F401
@@ -165,19 +164,15 @@ def mine_hard_negatives(
     cfg = settings.mining
     chosen = select_hard([s.label for s in scored], answers, cfg.confident_mistakes, cfg.uncertain)
     name = f"{version.label} on {path.name} {utcnow():%Y-%m-%dT%H:%M:%SZ}"
+    items = [repo.NewHardNegativeItem(record_id=scored[i].id[:255], label=scored[i].label, score=float(answers[i]),
+                                      reason=reason, conditions=scored[i].conditions)
+             for i, reason in chosen]
     with write_session(engine) as session:
-        row = m.HardNegativeSet(name=name, source_version_id=version.id, pool=str(path.resolve()),
-                                n_items=len(chosen))
-        row.items = [
-            m.HardNegativeItem(record_id=scored[i].id[:255], label=scored[i].label, score=float(answers[i]),
-                               reason=reason, conditions=scored[i].conditions)
-            for i, reason in chosen
-        ]
-        session.add(row)
-        session.flush()
+        stored = repo.add_hard_negative_set(session, name=name, source_version_id=version.id,
+                                            pool=str(path.resolve()), items=items)
         repo.add_audit(session, actor=actor, action="mine", target=version.label,
-                       details={"set_id": row.id, "pool": str(path), "n_items": len(chosen)})
-        set_id, created_at = row.id, row.created_at
+                       details={"set_id": stored.id, "pool": str(path), "n_items": len(chosen)})
+        set_id, created_at = stored.id, stored.created_at
     reasons = [r for _, r in chosen]
     return HardNegativeSetInfo(
         id=set_id, name=name, source_version_id=version.id, pool=str(path.resolve()), n_items=len(chosen),

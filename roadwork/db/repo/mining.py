@@ -1,4 +1,4 @@
-"""Hard-negative sets (what a version got most wrong in a pool) and their items: the readers.
+"""Hard-negative sets (what a version got most wrong in a pool) and their items: the readers and the writer.
 
 Here rather than in `platform.mining` so that showing a set needs neither the model nor the image readers.
 """
@@ -6,8 +6,9 @@ Here rather than in `platform.mining` so that showing a set needs neither the mo
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -81,3 +82,23 @@ def hard_negative_reason_counts(session: Session, set_ids: list[int]) -> dict[in
     for set_id, reason, n in session.execute(query):
         counts.setdefault(set_id, {})[reason] = n
     return counts
+
+
+class NewHardNegativeItem(NamedTuple):
+    """One item of a set being stored (its id and set id are given by the database)."""
+
+    record_id: str
+    label: int | None
+    score: float
+    reason: str
+    conditions: dict[str, Any] | None
+
+
+def add_hard_negative_set(session: Session, *, name: str, source_version_id: int | None, pool: str,
+                          items: Sequence[NewHardNegativeItem]) -> HardNegativeSetInfo:
+    """Insert a set with its items, in their order; `n_items` is their number."""
+    row = m.HardNegativeSet(name=name, source_version_id=source_version_id, pool=pool, n_items=len(items))
+    row.items = [m.HardNegativeItem(**item._asdict()) for item in items]
+    session.add(row)
+    session.flush()
+    return _set_info(row)
