@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
-from roadwork.db import models as m
+from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
 
 VIEWER, OPERATOR = "viewer", "operator"
@@ -137,16 +137,16 @@ def is_local_actor(actor: str) -> bool:
     return isinstance(actor, str) and actor.startswith(LOCAL_ACTOR_PREFIX) and len(actor) > len(LOCAL_ACTOR_PREFIX)
 
 
-def _info(row: m.User) -> UserInfo:
+def _info(row: repo.UserRecord) -> UserInfo:
     return UserInfo(id=row.id, username=row.username, role=row.role, created_at=row.created_at,
                     disabled=bool(row.disabled))
 
 
-def _row(session: Session, username: str) -> m.User | None:
-    return session.scalar(select(m.User).where(m.User.username == username))
+def _row(session: Session, username: str) -> repo.UserRecord | None:
+    return repo.find_user(session, username)
 
 
-def _existing(session: Session, username: str) -> m.User:
+def _existing(session: Session, username: str) -> repo.UserRecord:
     row = _row(session, username)
     if row is None:
         raise ValueError(f"No user {username!r}.")
@@ -175,17 +175,14 @@ def _authorize(session: Session, actor: str, reason: str) -> str:
 
 
 def _enabled_operators(session: Session) -> int:
-    return session.scalar(
-        select(func.count()).select_from(m.User).where(m.User.role == OPERATOR, m.User.disabled.is_(False))
-    )
+    return repo.count_users(session, role=OPERATOR, enabled_only=True)
 
 
 def _audit(session: Session, *, actor: str, action: str, target: str | None, reason: str = "",
            details: dict | None = None, now: dt.datetime | None = None) -> None:
-    # Not `repo.add_audit`: sign-in events carry the caller's `now`, which the lock-out counts by.
-    session.add(m.AuditEvent(actor=actor, action=action, target=target, reason=reason, details=details,
-                             created_at=now or utcnow()))
-    session.flush()
+    # Sign-in events carry the caller's `now`, which the lock-out counts by; the others this process's clock.
+    repo.add_audit(session, actor=actor, action=action, target=target, reason=reason, details=details,
+                   created_at=now or utcnow())
 
 
 # --- reads -------------------------------------------------------------------------------------------------------
@@ -200,12 +197,12 @@ def get_user(engine: Engine, username: str) -> UserInfo | None:
 def list_users(engine: Engine) -> list[UserInfo]:
     """Every user, by username (no hashes)."""
     with read_session(engine) as session:
-        return [_info(r) for r in session.scalars(select(m.User).order_by(m.User.username))]
+        return [_info(r) for r in repo.list_users(session)]
 
 
 def count_users(engine: Engine) -> int:
     with read_session(engine) as session:
-        return session.scalar(select(func.count()).select_from(m.User))
+        return repo.count_users(session)
 
 
 def count_operators(engine: Engine) -> int:
@@ -232,9 +229,8 @@ def create_user(engine: Engine, username: str, password: str, role: str, actor: 
         reason = _authorize(session, actor, reason)
         if _row(session, username) is not None:
             raise ValueError(f"User {username!r} already exists.")
-        row = m.User(username=username, password_hash=hash_password(password), role=role, disabled=False)
-        session.add(row)
-        session.flush()
+        row = repo.add_user(session, username=username, password_hash=hash_password(password), role=role,
+                            disabled=False)
         _audit(session, actor=actor, action=CREATED, target=username, reason=reason, details={"role": role})
         return _info(row)
 
@@ -249,8 +245,8 @@ def set_role(engine: Engine, username: str, role: str, actor: str, reason: str) 
             raise ValueError(f"User {username!r} is already a {role}.")
         if row.role == OPERATOR and not row.disabled and _enabled_operators(session) <= 1:
             raise ValueError(f"User {username!r} is the last enabled operator; make another operator first.")
-        before, row.role = row.role, role
-        session.flush()
+        before = row.role
+        row = repo.set_user_role(session, row.id, role)
         _audit(session, actor=actor, action=ROLE_CHANGED, target=username, reason=reason,
                details={"from": before, "to": role})
         return _info(row)
@@ -262,8 +258,7 @@ def reset_password(engine: Engine, username: str, new_password: str, actor: str,
     with write_session(engine) as session:
         reason = _authorize(session, actor, reason)
         row = _existing(session, username)
-        row.password_hash = hash_password(new_password)
-        session.flush()
+        row = repo.set_user_password_hash(session, row.id, hash_password(new_password))
         _audit(session, actor=actor, action=PASSWORD_RESET, target=username, reason=reason)
         return _info(row)
 
@@ -277,8 +272,7 @@ def disable_user(engine: Engine, username: str, actor: str, reason: str) -> User
             raise ValueError(f"User {username!r} is already disabled.")
         if row.role == OPERATOR and _enabled_operators(session) <= 1:
             raise ValueError(f"User {username!r} is the last enabled operator; make another operator first.")
-        row.disabled = True
-        session.flush()
+        row = repo.set_user_disabled(session, row.id, True)
         _audit(session, actor=actor, action=DISABLED, target=username, reason=reason)
         return _info(row)
 
@@ -290,8 +284,7 @@ def enable_user(engine: Engine, username: str, actor: str, reason: str) -> UserI
         row = _existing(session, username)
         if not row.disabled:
             raise ValueError(f"User {username!r} is not disabled.")
-        row.disabled = False
-        session.flush()
+        row = repo.set_user_disabled(session, row.id, False)
         _audit(session, actor=actor, action=ENABLED, target=username, reason=reason)
         return _info(row)
 
@@ -302,21 +295,10 @@ def enable_user(engine: Engine, username: str, actor: str, reason: str) -> UserI
 def _locked_until(session: Session, username: str, now: dt.datetime) -> dt.datetime | None:
     """When `username` may try again, or None when it is not locked out at `now`."""
     since = now - FAILURE_WINDOW
-    reset = session.scalar(
-        select(func.max(m.AuditEvent.created_at)).where(
-            m.AuditEvent.target == username, m.AuditEvent.action.in_(_COUNT_RESETS), m.AuditEvent.created_at <= now
-        )
-    )
+    reset = repo.newest_audit_time(session, target=username, actions=_COUNT_RESETS, upto=now)
     if reset is not None and reset > since:
         since = reset
-    failures = list(
-        session.scalars(
-            select(m.AuditEvent.created_at)
-            .where(m.AuditEvent.action == SIGNIN_FAILED, m.AuditEvent.target == username,
-                   m.AuditEvent.created_at > since, m.AuditEvent.created_at <= now)
-            .order_by(m.AuditEvent.created_at)
-        )
-    )
+    failures = repo.audit_times(session, target=username, action=SIGNIN_FAILED, after=since, upto=now)
     if len(failures) < MAX_FAILURES:
         return None
     # The count drops below the limit once the failure MAX_FAILURES-th from the newest leaves the window.
@@ -361,8 +343,7 @@ def authenticate(engine: Engine, username: str, password: str, now: dt.datetime 
             else:
                 why = None
                 if needs_rehash(row.password_hash):
-                    row.password_hash = hash_password(password)
-                    session.flush()
+                    row = repo.set_user_password_hash(session, row.id, hash_password(password))
                 user = _info(row)
                 _audit(session, actor=name, action=SIGNIN, target=name, details={"role": row.role}, now=now)
             if why is not None:

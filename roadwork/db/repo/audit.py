@@ -32,8 +32,12 @@ def add_audit(
     target: str | None = None,
     reason: str = "",
     details: dict[str, Any] | None = None,
+    created_at: dt.datetime | None = None,
 ) -> AuditEvent:
+    """Insert an audit event; `created_at` defaults to now (sign-in events carry the caller's `now`)."""
     row = m.AuditEvent(actor=actor, action=action, target=target, reason=reason, details=details)
+    if created_at is not None:
+        row.created_at = created_at
     session.add(row)
     session.flush()
     return to_entity(AuditEvent, row)
