@@ -1,0 +1,109 @@
+"""Dashboard users and the audit counts their sign-in lock-out is decided by.
+
+The rules (roles, password hashing, who may change whom, the lock-out) live in `platform.users`; here only the
+rows. A `UserRecord` carries the password hash, for `platform.users` to verify: it is never shown, logged or
+audited (and left out of the record's repr).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from roadwork.db import models as m
+from roadwork.db.repo.base import NotFoundError
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: int
+    username: str
+    role: str  # viewer | operator
+    created_at: dt.datetime  # naive UTC
+    disabled: bool
+    password_hash: str = field(repr=False)
+
+
+def _record(row: m.User) -> UserRecord:
+    return UserRecord(row.id, row.username, row.role, row.created_at, bool(row.disabled), row.password_hash)
+
+
+def _user_row(session: Session, user_id: int) -> m.User:
+    row = session.get(m.User, user_id)
+    if row is None:
+        raise NotFoundError(f"no user {user_id}")
+    return row
+
+
+def find_user(session: Session, username: str) -> UserRecord | None:
+    row = session.scalar(select(m.User).where(m.User.username == username))
+    return None if row is None else _record(row)
+
+
+def list_users(session: Session) -> list[UserRecord]:
+    """Every user, by username."""
+    return [_record(r) for r in session.scalars(select(m.User).order_by(m.User.username))]
+
+
+def count_users(session: Session, *, role: str | None = None, enabled_only: bool = False) -> int:
+    """Users (optionally of one role, optionally only the enabled ones)."""
+    query = select(func.count()).select_from(m.User)
+    if role is not None:
+        query = query.where(m.User.role == role)
+    if enabled_only:
+        query = query.where(m.User.disabled.is_(False))
+    return session.scalar(query)
+
+
+def add_user(session: Session, *, username: str, password_hash: str, role: str, disabled: bool = False
+             ) -> UserRecord:
+    row = m.User(username=username, password_hash=password_hash, role=role, disabled=disabled)
+    session.add(row)
+    session.flush()
+    return _record(row)
+
+
+def set_user_role(session: Session, user_id: int, role: str) -> UserRecord:
+    row = _user_row(session, user_id)
+    row.role = role
+    session.flush()
+    return _record(row)
+
+
+def set_user_password_hash(session: Session, user_id: int, password_hash: str) -> UserRecord:
+    row = _user_row(session, user_id)
+    row.password_hash = password_hash
+    session.flush()
+    return _record(row)
+
+
+def set_user_disabled(session: Session, user_id: int, disabled: bool) -> UserRecord:
+    row = _user_row(session, user_id)
+    row.disabled = disabled
+    session.flush()
+    return _record(row)
+
+
+# --- the sign-in lock-out's counts (audit events about a username) ---------------------------------------------
+
+
+def newest_audit_time(session: Session, *, target: str, actions: tuple[str, ...], upto: dt.datetime
+                      ) -> dt.datetime | None:
+    """When the newest audit event about `target` of one of these actions, at or before `upto`, was created."""
+    a = m.AuditEvent
+    return session.scalar(select(func.max(a.created_at))
+                          .where(a.target == target, a.action.in_(actions), a.created_at <= upto))
+
+
+def audit_times(session: Session, *, target: str, action: str, after: dt.datetime, upto: dt.datetime
+                ) -> list[dt.datetime]:
+    """When each audit event of `action` about `target` with after < created_at <= upto was created, oldest
+    first."""
+    a = m.AuditEvent
+    query = (select(a.created_at).where(a.action == action, a.target == target, a.created_at > after,
+                                        a.created_at <= upto)
+             .order_by(a.created_at))
+    return list(session.scalars(query))
