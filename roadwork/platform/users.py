@@ -246,7 +246,7 @@ def set_role(engine: Engine, username: str, role: str, actor: str, reason: str) 
         if row.role == OPERATOR and not row.disabled and _enabled_operators(session) <= 1:
             raise ValueError(f"User {username!r} is the last enabled operator; make another operator first.")
         before = row.role
-        row = repo.set_user_role(session, row.id, role)
+        row = repo.update_user(session, row.id, role=role)
         _audit(session, actor=actor, action=ROLE_CHANGED, target=username, reason=reason,
                details={"from": before, "to": role})
         return _info(row)
@@ -258,7 +258,7 @@ def reset_password(engine: Engine, username: str, new_password: str, actor: str,
     with write_session(engine) as session:
         reason = _authorize(session, actor, reason)
         row = _existing(session, username)
-        row = repo.set_user_password_hash(session, row.id, hash_password(new_password))
+        row = repo.update_user(session, row.id, password_hash=hash_password(new_password))
         _audit(session, actor=actor, action=PASSWORD_RESET, target=username, reason=reason)
         return _info(row)
 
@@ -272,7 +272,7 @@ def disable_user(engine: Engine, username: str, actor: str, reason: str) -> User
             raise ValueError(f"User {username!r} is already disabled.")
         if row.role == OPERATOR and _enabled_operators(session) <= 1:
             raise ValueError(f"User {username!r} is the last enabled operator; make another operator first.")
-        row = repo.set_user_disabled(session, row.id, True)
+        row = repo.update_user(session, row.id, disabled=True)
         _audit(session, actor=actor, action=DISABLED, target=username, reason=reason)
         return _info(row)
 
@@ -284,7 +284,7 @@ def enable_user(engine: Engine, username: str, actor: str, reason: str) -> UserI
         row = _existing(session, username)
         if not row.disabled:
             raise ValueError(f"User {username!r} is not disabled.")
-        row = repo.set_user_disabled(session, row.id, False)
+        row = repo.update_user(session, row.id, disabled=False)
         _audit(session, actor=actor, action=ENABLED, target=username, reason=reason)
         return _info(row)
 
@@ -343,7 +343,7 @@ def authenticate(engine: Engine, username: str, password: str, now: dt.datetime 
             else:
                 why = None
                 if needs_rehash(row.password_hash):
-                    row = repo.set_user_password_hash(session, row.id, hash_password(password))
+                    row = repo.update_user(session, row.id, password_hash=hash_password(password))
                 user = _info(row)
                 _audit(session, actor=name, action=SIGNIN, target=name, details={"role": row.role}, now=now)
             if why is not None:

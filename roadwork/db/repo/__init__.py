@@ -114,9 +114,7 @@ from roadwork.db.repo.users import (
     find_user,
     list_users,
     newest_audit_time,
-    set_user_disabled,
-    set_user_password_hash,
-    set_user_role,
+    update_user,
 )
 from roadwork.db.repo.versions import (
     SEMVER,
@@ -233,12 +231,10 @@ __all__ = [
     "replay_or_latest_evaluation",
     "semver_key",
     "set_ab_status",
-    "set_user_disabled",
-    "set_user_password_hash",
-    "set_user_role",
     "snapshot_miner_cells",
     "submit_command",
     "to_entity",
     "uid_history",
+    "update_user",
     "versions_by_id",
 ]

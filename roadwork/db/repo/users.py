@@ -66,23 +66,13 @@ def add_user(session: Session, *, username: str, password_hash: str, role: str, 
     return _record(row)
 
 
-def set_user_role(session: Session, user_id: int, role: str) -> UserRecord:
+def update_user(session: Session, user_id: int, *, role: str | None = None, password_hash: str | None = None,
+                disabled: bool | None = None) -> UserRecord:
+    """Change the given fields of a user (None: left as it is); the user as it is now."""
     row = _user_row(session, user_id)
-    row.role = role
-    session.flush()
-    return _record(row)
-
-
-def set_user_password_hash(session: Session, user_id: int, password_hash: str) -> UserRecord:
-    row = _user_row(session, user_id)
-    row.password_hash = password_hash
-    session.flush()
-    return _record(row)
-
-
-def set_user_disabled(session: Session, user_id: int, disabled: bool) -> UserRecord:
-    row = _user_row(session, user_id)
-    row.disabled = disabled
+    for name, value in (("role", role), ("password_hash", password_hash), ("disabled", disabled)):
+        if value is not None:
+            setattr(row, name, value)
     session.flush()
     return _record(row)
 
