@@ -118,3 +118,59 @@ def shift_threshold(model: Any, threshold: float) -> None:
 def roadwork_probability(logits: Any) -> Any:
     """The stock pipeline's answer: the softmax score of "Roadwork" (a tensor of shape (B,))."""
     return logits.float().softmax(dim=-1)[:, ROADWORK]
+
+
+STUDENT_FORMAT = "roadwork-student/1"  # `format` in a student folder's roadwork.json
+META = "roadwork.json"
+PROCESSOR_CONFIG = "preprocessor_config.json"
+
+
+def save_student(model: Any, processor: Any, out_dir: Any, meta: dict[str, Any]) -> None:
+    """A plain model repository (config.json, model.safetensors, preprocessor_config.json) plus roadwork.json.
+
+    The processor's config names the class transformers 4.45.2 knows (newer releases save a `...Pil` variant
+    when torchvision is missing, a name the stock miner's transformers cannot resolve)."""
+    import json
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    processor.save_pretrained(out)
+    spec = next(s for s in STUDENTS.values() if s.model_class == type(model).__name__)
+    config_path = out / PROCESSOR_CONFIG
+    config = json.loads(config_path.read_text())
+    config["image_processor_type"] = spec.processor_class
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    (out / META).write_text(json.dumps({"format": STUDENT_FORMAT, "student_kind": spec.kind, **meta}, indent=2,
+                                       sort_keys=True) + "\n")
+
+
+def is_student_dir(path: Any) -> bool:
+    import json
+    from pathlib import Path
+
+    meta = Path(path) / META
+    try:
+        return meta.is_file() and json.loads(meta.read_text()).get("format") == STUDENT_FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+def load_student(path: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """(model in eval mode, image processor, roadwork.json) of a folder written by `save_student`."""
+    import json
+    from pathlib import Path
+
+    import transformers
+
+    path = Path(path)
+    meta = json.loads((path / META).read_text())
+    if meta.get("format") != STUDENT_FORMAT:
+        raise ValueError(f"{path}: not a student folder (format {meta.get('format')!r})")
+    spec = student_spec(meta["student_kind"])
+    model = getattr(transformers, spec.model_class).from_pretrained(path).eval()
+    settings = json.loads((path / PROCESSOR_CONFIG).read_text())
+    processor = getattr(transformers, spec.processor_class)(
+        **{k: settings[k] for k in processor_kwargs(224) if k in settings})
+    return model, processor, meta
