@@ -34,3 +34,26 @@ def jpeg_bytes(color: tuple[int, int, int] = (230, 120, 20), size: tuple[int, in
     buf = io.BytesIO()
     Image.new("RGB", size, color).save(buf, format="JPEG", quality=75)
     return buf.getvalue()
+
+
+def serve_champion(engine) -> None:  # noqa: ANN001 - a SQLAlchemy Engine (imported lazily, as all roadwork here)
+    """Make every publish target serve the champion's release, as a deploy would have left it.
+
+    For seeds that move the alias directly: the dashboard and the CLI reconcile the champion with what is
+    published before showing it, and a champion nobody published is (rightly) reported as an alert. The release
+    folder is empty: what is compared is which release the `current` link names.
+    """
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+    from roadwork.platform.registry import publish
+    from roadwork.platform.registry.reconcile import release_name
+    from roadwork.settings import load_settings
+
+    with read_session(engine) as session:
+        champion = repo.alias_holder(session)
+    if champion is None:
+        return
+    for target in load_settings().publish_dirs:
+        release = Path(target) / publish.RELEASES / release_name(champion)
+        release.mkdir(parents=True, exist_ok=True)
+        publish.switch_current(Path(target), release)

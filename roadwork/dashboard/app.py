@@ -16,7 +16,7 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from roadwork.dashboard import auth  # noqa: E402
+from roadwork.dashboard import auth, services  # noqa: E402
 
 PAGES = Path(__file__).with_name("views")
 
@@ -38,4 +38,12 @@ navigation = st.navigation(
     ]
 )
 auth.sign_out_button()
+# No page shows a champion that is not what is published: an interrupted deploy is repaired first.
+published = services.reconcile_published()
+for message in published.repaired:
+    st.info(f"Repaired after an interrupted deploy: {message}", icon=":material/build:")
+for message in published.alerts:
+    st.error(f"The champion is not what is published: {message}. See Deployments > audit.", icon=":material/error:")
+if published.skipped:
+    st.caption(f"Champion check skipped: {published.skipped}.")
 navigation.run()

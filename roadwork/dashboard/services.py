@@ -9,10 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 from roadwork.dashboard import auth
-from roadwork.dashboard.context import clear_caches, engine
+from roadwork.dashboard.context import clear_caches, engine, settings
 from roadwork.db import repo
 from roadwork.db.engine import read_session
 from roadwork.platform import commands
+from roadwork.platform.registry.reconcile import ReconcileReport, reconcile
+
+
+def reconcile_published() -> ReconcileReport:
+    """Before a page shows the champion: repair a champion that differs from what is published (or report it).
+
+    The same `reconcile` that deploy, rollback, `versions` and the scheduler run; when all agrees it takes no lock
+    and writes nothing. A repair is audited (actor `reconcile`) and invalidates the cached reads.
+    """
+    report = reconcile(engine(), settings())
+    if report.repaired:
+        clear_caches()
+    return report
 
 
 def current_actor() -> str:

@@ -30,6 +30,7 @@ from roadwork.db.engine import dispose_engines, make_engine, read_session, write
 from roadwork.platform import users
 from roadwork.settings import load_settings
 from tests.dashboard.ops_seed import OUR_UID, OpsSeed, seed
+from tests.helpers import serve_champion
 
 DB_NAME = "roadwork.db"  # the default `<home>/roadwork.db` of `Settings.db_url`
 
@@ -132,7 +133,13 @@ def _seed(url: str) -> dict[str, int]:
 def seeded_home(empty_home: Path) -> Seeded:
     """A temp home whose registry holds 0.1.0, 0.2.0 (champion), 0.3.0, their evaluations and a few runs."""
     url = load_settings().db_url
-    return Seeded(home=empty_home, db_url=url, version_ids=_seed(url), champion="0.2.0", previous="0.1.0")
+    ids = _seed(url)
+    engine = make_engine(url)
+    try:
+        serve_champion(engine)
+    finally:
+        engine.dispose()
+    return Seeded(home=empty_home, db_url=url, version_ids=ids, champion="0.2.0", previous="0.1.0")
 
 
 @pytest.fixture
@@ -251,6 +258,11 @@ def use_home(tmp_path: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A copy of the registry `db` in `tmp_path` as the home, with fresh Streamlit caches."""
     ops_env(monkeypatch, tmp_path)
     shutil.copyfile(db, tmp_path / DB_NAME)
+    engine = make_engine(load_settings().db_url)
+    try:
+        serve_champion(engine)  # the seeds move the alias directly; publish it as a deploy would have
+    finally:
+        engine.dispose()
     st.cache_data.clear()
     st.cache_resource.clear()
     return tmp_path

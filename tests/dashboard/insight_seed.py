@@ -15,6 +15,7 @@ from roadwork.settings import Settings
 from roadwork.db import models as m
 from roadwork.db import repo
 from roadwork.db.engine import write_session
+from tests.helpers import serve_champion
 from roadwork.platform.standings import Fetched, MinerRow, StandingsError, poll_standings
 
 OUR_UID = 7
@@ -196,13 +197,12 @@ def register_jobs(engine: Engine, settings: Settings) -> None:
 
 def seed_history(engine: Engine, settings: Settings) -> History:
     now = utcnow()
-    # The jobs first: a starting scheduler reconciles the champion with what is published, and this seed moves the
-    # alias without publishing anything (an alert a real registry would rightly raise).
     register_jobs(engine, settings)
     with write_session(engine) as session:
         history = seed_versions(session, now)
         seed_operations(session, now)
     seed_standings(engine, settings, now)
+    serve_champion(engine)  # the seed moves the alias directly; publish it as a deploy would have
     return history
 
 
@@ -222,3 +222,4 @@ def seed_long_history(engine: Engine, n_versions: int = 200, n_cells: int = 40) 
                                 mcc=mcc, accuracy=0.9, metrics=replay_metrics(mcc, 0.5),
                                 conditions=cells(mcc, conditions))
         _deploy(session, ids[n_versions // 4], now - dt.timedelta(days=3))
+    serve_champion(engine)
