@@ -240,6 +240,16 @@ def test_reschedule_previews_the_next_runs_then_writes_a_command(ops_home, read_
     assert_one_command(read_db, "reschedule", {"job_id": "train", "cron": "15 4 * * *"}, "quieter hour")
 
 
+@pytest.mark.parametrize("weekday", ["0", "7", "sun"])
+def test_the_weekday_hint_says_what_the_preview_does(ops_home, weekday: str) -> None:
+    at = open_page("jobs")
+    at.selectbox(key="act_sched_job").select("train").run()
+    assert "0 and 7 are Sunday, 1 is Monday" in text(at)
+    at.text_input(key="act_sched_cron_train").input(f"0 12 * * {weekday}").run()
+    runs = [line for line in text(at).splitlines() if line.startswith("- ")]
+    assert len(runs) == 5 and all(line.startswith("- Sun ") for line in runs), runs
+
+
 def test_an_invalid_cron_shows_an_error_and_writes_nothing(ops_home, read_db) -> None:
     at = open_page("jobs")
     at.selectbox(key="act_sched_job").select("train").run()
