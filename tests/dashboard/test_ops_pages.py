@@ -20,7 +20,7 @@ from roadwork.dashboard import ops_services as ops
 from roadwork.dashboard.charts import ab_tests as ab_charts
 from roadwork.dashboard.charts import hard_negatives as hard_negative_charts
 from roadwork.dashboard.charts import leaderboard as leaderboard_charts
-from roadwork.dashboard.formatting import local
+from roadwork.dashboard.formatting import NO_VALUE, local
 from roadwork.dashboard.queries import hard_negatives, jobs, leaderboard
 from roadwork.db import repo
 from roadwork.db.engine import dispose_engines, make_engine, read_session
@@ -175,7 +175,7 @@ def test_jobs_shows_schedules_running_runs_and_a_log(ops_home) -> None:
     runs = table(at, "trigger").value
     assert list(runs["#"]) == [ops_home.runs[k] for k in ("started", "failed", "succeeded")]
     assert list(runs["status"]) == ["started", "failed", "succeeded"]
-    assert list(runs["duration"]) == ["-", "42 s", "1 h"]
+    assert list(runs["duration"]) == [NO_VALUE, "42 s", "1 h"]
 
     at.selectbox(key="jobs_log_run").select(ops_home.runs["failed"]).run()
     log = at.code[0].value

@@ -84,7 +84,7 @@ st.dataframe(
         }
         for t in tests
     ],
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="ab_tests_table",
     column_config={"created": st.column_config.DatetimeColumn("created", **DATETIME_COLUMN)},
@@ -134,7 +134,7 @@ right.dataframe(
         }
         for name, arm in arms
     ],
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="ab_arms_table",
     column_config={"MCC": st.column_config.NumberColumn(format="%.4f"),

@@ -34,7 +34,7 @@ else:
             }
             for e in events
         ],
-        hide_index=True,
+        hide_index=True, placeholder=fmt.NO_VALUE,
         width="stretch",
         key="deployments_alias_events",
         column_config={

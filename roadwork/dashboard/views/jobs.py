@@ -42,7 +42,7 @@ else:
             }
             for s in schedules
         ],
-        hide_index=True,
+        hide_index=True, placeholder=fmt.NO_VALUE,
         width="stretch",
         key="jobs_schedules",
         column_config={"next run": st.column_config.DatetimeColumn("next run", **DATETIME_COLUMN)},
@@ -181,7 +181,7 @@ else:
             }
             for r in runs
         ],
-        hide_index=True,
+        hide_index=True, placeholder=fmt.NO_VALUE,
         width="stretch",
         key="jobs_runs",
         column_config={name: st.column_config.DatetimeColumn(name, **DATETIME_COLUMN)

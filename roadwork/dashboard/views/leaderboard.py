@@ -44,7 +44,7 @@ else:
     c1.metric(f"Place of UID {uid}", f"{standing.rank} of {standing.miners}")
     c2.metric("Incentive", f"{standing.incentive or 0.0:.4f}")
     c3.metric("Percentile", f"{standing.percentile:.0%}")
-    c4.metric("Gap to the next place", "-" if standing.gap_to_next is None else f"{standing.gap_to_next:.4f}")
+    c4.metric("Gap to the next place", fmt.NO_VALUE if standing.gap_to_next is None else f"{standing.gap_to_next:.4f}")
 
 # --- the table ---------------------------------------------------------------------------------------------------
 table = pd.DataFrame(
@@ -68,7 +68,7 @@ table = pd.DataFrame(
 )
 st.dataframe(
     table.style.apply(lambda row: [OURS_STYLE if row["us"] else ""] * len(row), axis=1),
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="lb_table",
     column_config={
