@@ -36,13 +36,17 @@ def two_versions(home: Path, engine: Engine) -> Path:
     return home
 
 
-def versions(home: Path, *args: str) -> str:
+def cli(home: Path, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")}
     env |= {"ROADWORK_HOME": str(home), "COLUMNS": "200"}  # wide enough that no cell wraps
-    done = subprocess.run([sys.executable, "-m", "roadwork.cli", "versions", *args], env=env, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "roadwork.cli", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def versions(home: Path, *args: str) -> str:
+    return cli(home, "versions", *args)
 
 
 def test_json_names_each_mcc_by_what_it_measured(two_versions: Path) -> None:
@@ -67,6 +71,13 @@ def test_table_has_one_labelled_column_per_mcc_and_dashes_for_missing_values(two
     second = next(line for line in shown.splitlines() if "0.2.0" in line)
     assert [c.strip() for c in second.strip("│ ").split("│")][4:] == [NO_VALUE] * 5  # 3 MCCs, parent, data
     assert "None" not in shown and "0.000" not in shown
+
+
+def test_settings_show_an_unset_value_as_a_dash(home: Path) -> None:
+    shown = cli(home, "settings", "show")
+    hotkey = next(line for line in shown.splitlines() if "│ hotkey " in line)
+    assert [c.strip() for c in hotkey.strip("│ ").split("│")][1] == NO_VALUE
+    assert "null" not in shown and "None" not in shown
 
 
 def test_cli_and_dashboard_show_a_missing_value_the_same_way() -> None:
