@@ -78,7 +78,7 @@ st.dataframe(
             "sample size": t.sample_size,
             "mode": t.mode,
             "status": t.status,
-            "verdict": t.verdict or "",
+            "verdict": t.verdict,
             "created by": t.created_by,
             "created": t.created_at,
         }

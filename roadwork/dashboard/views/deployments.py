@@ -27,7 +27,7 @@ else:
             {
                 "when": e.when,
                 "action": e.action,
-                "from": e.from_version or "",
+                "from": e.from_version,
                 "to": e.to_version,
                 "actor": e.actor,
                 "reason": e.reason,

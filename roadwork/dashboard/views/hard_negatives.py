@@ -24,7 +24,7 @@ st.dataframe(
         {
             "#": s.id,
             "name": s.name,
-            "source version": s.source_version or "",
+            "source version": s.source_version,
             "pool": s.pool,
             "items": s.n_items,
             "confident mistakes": s.reasons.get("confident_mistake", 0),

@@ -61,7 +61,7 @@ table = pd.DataFrame(
             "chain rank": m.chain_rank,
             "validator or owner": m.validator,
             "active": m.active,
-            "hotkey": m.hotkey or "",
+            "hotkey": m.hotkey,
         }
         for m in board.miners
     ]

@@ -31,9 +31,9 @@ st.dataframe(
             "eval MCC": r.eval_mcc,
             "eval accuracy": r.eval_accuracy,
             "eval n": r.eval_n,
-            "eval kind": r.eval_kind or "",
-            "parent": r.parent or "",
-            "data fingerprint": r.data_fingerprint or "",
+            "eval kind": r.eval_kind,
+            "parent": r.parent,
+            "data fingerprint": r.data_fingerprint,
         }
         for r in rows
     ],
@@ -231,11 +231,11 @@ st.dataframe(
             "lineage version": r.label,
             "created": r.created_at,
             "MCC": r.mcc,
-            "MCC from": r.mcc_kind or "",
+            "MCC from": r.mcc_kind,
             "training MCC": r.training_mcc,
-            "data fingerprint": r.data_fingerprint or "",
-            "code revision": r.code_revision or "",
-            "hard negatives": r.hard_negative_set or "",
+            "data fingerprint": r.data_fingerprint,
+            "code revision": r.code_revision,
+            "hard negatives": r.hard_negative_set,
         }
         for r in detail.lineage
     ],
