@@ -56,7 +56,7 @@ def test_service_commands_are_valid_cli_commands() -> None:
         ctx = _parses(svc["command"])
         assert ctx.command.name == svc["command"][0] == name
         done = subprocess.run([sys.executable, "-m", "roadwork.cli", svc["command"][0], "--help"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120,
+                              capture_output=True, text=True, timeout=120, check=False,
                               env={k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")})
         assert done.returncode == 0, f"roadwork {svc['command'][0]} --help: {done.stderr}"
 
@@ -77,9 +77,9 @@ def test_the_documented_first_operator_command_is_a_real_cli_command() -> None:
 
 def test_the_image_pins_torch_as_the_makefile_does_from_the_cpu_index() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    pin = re.search(r"^TORCH_SPEC \?= (\S+)$", makefile, re.M)[1]
-    assert re.search(rf"^ARG TORCH_SPEC={re.escape(pin)}$", DOCKERFILE, re.M)
-    assert re.search(r"^ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu$", DOCKERFILE, re.M)
+    pin = re.search(r"^TORCH_SPEC \?= (\S+)$", makefile, re.MULTILINE)[1]
+    assert re.search(rf"^ARG TORCH_SPEC={re.escape(pin)}$", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu$", DOCKERFILE, re.MULTILINE)
     assert '--index-url "$TORCH_INDEX" "$TORCH_SPEC"' in DOCKERFILE
     assert DOCKERFILE.index("$TORCH_SPEC") < DOCKERFILE.index("'.[postgres]'")  # before the project pulls its own
 

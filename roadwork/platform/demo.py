@@ -103,8 +103,8 @@ def evaluation_lines(evaluation: repo.Evaluation, replay: repo.Evaluation, *, ap
         served = f"MCC {evaluation.mcc:.3f} (raw answers: the calibration was not applied)"
     expected = replay.metrics["expected_reward"]["final_score"]["mean"]
     return [f"[4/5] validation split, {evaluation.n} images: {served}, accuracy {evaluation.accuracy:.3f}",
-            f"      validator-style replay of that split, {replay.n} challenges: replay MCC {replay.mcc:.3f}, "
-            f"expected validator score {expected:.3f}"]
+            (f"      validator-style replay of that split, {replay.n} challenges: replay MCC {replay.mcc:.3f}, "
+             f"expected validator score {expected:.3f}")]
 
 
 DEMO_UID = 7
