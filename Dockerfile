@@ -1,14 +1,18 @@
 # One image for the scheduler and the dashboard (see docker-compose.yml).
 FROM python:3.11-slim
 
-# CPU torch by default; for a GPU image build with --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128
+# torch first, pinned as the Makefile pins it (TORCH_SPEC), from the CPU wheel index by default: on PyPI the same
+# version is the CUDA build (gigabytes of CUDA libraries). For a GPU image:
+#   docker build --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 .
+ARG TORCH_SPEC=torch==2.13.0
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-RUN pip install --no-cache-dir --index-url "$TORCH_INDEX" "torch>=2.6"
+RUN pip install --no-cache-dir --index-url "$TORCH_INDEX" "$TORCH_SPEC"
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY roadwork ./roadwork
 COPY configs ./configs
+# the project and its other dependencies; the torch installed above satisfies its `torch` requirement
 RUN pip install --no-cache-dir '.[postgres]'
 
 ENV ROADWORK_HOME=/data \

@@ -146,6 +146,20 @@ def test_a_cli_command_is_queued_with_its_audit_row_as_the_local_user(tmp_path: 
     assert events == [(actor, "pause_requested", "train", queued["id"])]
 
 
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX user ids")
+def test_without_user_variables_the_audit_names_the_operating_system_user(tmp_path: Path) -> None:
+    """Under cron, systemd or `env -u USER` no variable names the user: the audit row still does, not `unknown`."""
+    import pwd
+
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("ROADWORK_") and k not in ("USER", "LOGNAME", "LNAME", "USERNAME")}
+    done = subprocess.run([sys.executable, "-m", "roadwork.cli", "jobs", "pause", "train", "--json"],
+                          env=env | {"ROADWORK_HOME": str(home)}, cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, check=True)
+    assert json.loads(done.stdout)["requested_by"] == f"local:{pwd.getpwuid(os.getuid()).pw_name}"
+
+
 def test_user_commands_never_take_or_show_a_password(tmp_path: Path) -> None:
     home = tmp_path / "home"
     pw = tmp_path / "pw"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import click
 import typer
@@ -24,11 +27,23 @@ def _parses(args: list[str]) -> click.Context:
     return cmd.make_context(args[0], list(args[1:]))
 
 
-def test_scheduler_and_dashboard_share_image_and_volume() -> None:
-    services = COMPOSE["services"]
-    sched, dash = services["scheduler"], services["dashboard"]
-    assert sched["image"] == dash["image"] and "build" in sched
-    for svc in (sched, dash):
+def roadwork_services() -> dict[str, dict]:
+    """The services that run this project's image (every one but the optional PostgreSQL)."""
+    return {name: svc for name, svc in COMPOSE["services"].items() if name != "postgres"}
+
+
+def test_every_service_builds_the_one_image_and_never_pulls_it() -> None:
+    services = roadwork_services()
+    assert set(services) == {"scheduler", "dashboard"}
+    assert {svc["image"] for svc in services.values()} == {"roadwork-ops:latest"}
+    for name, svc in services.items():
+        # built here, or the image built here with no registry lookup: `roadwork-ops` is on no registry
+        assert "build" in svc or svc.get("pull_policy") == "never", f"{name} neither builds nor uses the built image"
+        assert svc.get("pull_policy") in ("never", "build"), f"{name} would look for roadwork-ops on a registry"
+
+
+def test_scheduler_and_dashboard_share_the_volume() -> None:
+    for svc in roadwork_services().values():
         home = svc["environment"]["ROADWORK_HOME"]
         mounts = {v.split(":")[0]: v.split(":")[1] for v in svc["volumes"]}
         assert mounts.get("roadwork-data") == home, "the registry and artifacts must be on the shared volume"
@@ -36,10 +51,37 @@ def test_scheduler_and_dashboard_share_image_and_volume() -> None:
 
 
 def test_service_commands_are_valid_cli_commands() -> None:
-    for name in ("scheduler", "dashboard"):
-        ctx = _parses(COMPOSE["services"][name]["command"])
-        assert ctx.command.name == name
     assert re.search(r'ENTRYPOINT \["roadwork"\]', DOCKERFILE)
+    for name, svc in roadwork_services().items():
+        ctx = _parses(svc["command"])
+        assert ctx.command.name == svc["command"][0] == name
+        done = subprocess.run([sys.executable, "-m", "roadwork.cli", svc["command"][0], "--help"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env={k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")})
+        assert done.returncode == 0, f"roadwork {svc['command'][0]} --help: {done.stderr}"
+
+
+def test_the_documented_first_operator_command_is_a_real_cli_command() -> None:
+    """`docker compose run --rm scheduler <args>` runs `roadwork <args>` in the image (its entry point)."""
+    text = (ROOT / "docker-compose.yml").read_text() + (ROOT / "README.md").read_text()
+    found = set(re.findall(r"docker compose run --rm (\w+) (user add [^`\n#]+)", text))
+    assert found, "no first-operator command documented"
+    for service, args in found:
+        assert service in roadwork_services()
+        root = typer.main.get_command(app)
+        group = root.get_command(click.Context(root), "user")
+        add = group.get_command(click.Context(group), "add")
+        parsed = add.make_context("add", args.split()[2:])  # options checked by the real CLI
+        assert parsed.params["role"] == "operator" and parsed.params["name"]
+
+
+def test_the_image_pins_torch_as_the_makefile_does_from_the_cpu_index() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    pin = re.search(r"^TORCH_SPEC \?= (\S+)$", makefile, re.MULTILINE)[1]
+    assert re.search(rf"^ARG TORCH_SPEC={re.escape(pin)}$", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu$", DOCKERFILE, re.MULTILINE)
+    assert '--index-url "$TORCH_INDEX" "$TORCH_SPEC"' in DOCKERFILE
+    assert DOCKERFILE.index("$TORCH_SPEC") < DOCKERFILE.index("'.[postgres]'")  # before the project pulls its own
 
 
 def test_dashboard_port_matches_cli_and_dockerfile() -> None:

@@ -48,7 +48,7 @@ def settings_show(as_json: JsonOpt = False) -> None:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict):
             continue
-        rows.append([key, json.dumps(node), desc])
+        rows.append([key, None if node is None else json.dumps(node), desc])  # an unset value: `—`, not `null`
     table("settings", ["key", "value", "description"], rows)
 
 

@@ -202,8 +202,8 @@ def standings(
     percentile = report["percentile"]
     table("Our standing", ["", "value"], [
         ["UID", report["uid"] if report["uid"] is not None else "not set (set `uid` in the settings)"],
-        ["rank among miners", f"{report['rank']} of {report['miners']}" if report["rank"] is not None else "-"],
-        ["percentile", "-" if percentile is None else f"{percentile:.0%}"],
+        ["rank among miners", f"{report['rank']} of {report['miners']}" if report["rank"] is not None else None],
+        ["percentile", None if percentile is None else f"{percentile:.0%}"],
         ["incentive", report["incentive"]],
         ["emission (alpha per epoch)", report["emission_alpha"]],
         ["stake (alpha)", report["stake_alpha"]],

@@ -144,7 +144,7 @@ def jobs_resume(job_id: str, wait: WaitOpt = 0.0, as_json: JsonOpt = False) -> N
 @jobs_app.command("schedule")
 def jobs_schedule(
     job_id: str,
-    cron: Annotated[str, typer.Option(help="Cron expression in UTC, e.g. '0 3 * * *'.")],
+    cron: Annotated[str, typer.Option(help="Cron expression in UTC, e.g. '0 3 * * 1' (Mondays): day of week as in crontab, 0 and 7 are Sunday.")],
     wait: WaitOpt = 0.0,
     as_json: JsonOpt = False,
 ) -> None:

@@ -17,6 +17,7 @@ from roadwork.clock import to_local
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+NO_VALUE = "—"  # what a table shows for a value that is not there (the dashboard's tables show the same)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -42,12 +43,17 @@ def local(value: dt.datetime | None) -> str:
     return "" if value is None else to_local(value).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
+def cell(value: Any) -> str:
+    """A table cell: `NO_VALUE` for a value that is not there, never the text `None`."""
+    return NO_VALUE if value is None else str(value)
+
+
 def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     t = Table(title=title, title_justify="left")
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*("" if v is None else str(v) for v in r))
+        t.add_row(*(cell(v) for v in r))
     out.print(t)
 
 

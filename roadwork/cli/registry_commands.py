@@ -54,7 +54,8 @@ def rollback(
 def versions(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50, as_json: JsonOpt = False
 ) -> None:
-    """List registered versions, newest first."""
+    """List registered versions, newest first, with three MCCs, each labelled: at training (validation split,
+    best epoch), of the latest evaluation of the validation split, and of the latest validator-style replay."""
     from roadwork.db import repo
     from roadwork.db.engine import read_session
 
@@ -66,17 +67,35 @@ def versions(
     with read_session(engine) as session:
         items = repo.list_versions(session, limit)
         champion = repo.alias_holder(session)
-        evals = repo.latest_evaluations(session)
-    if as_json:
-        emit_json([jsonable(v) | {"champion": champion is not None and v.id == champion.id} for v in items])
+        validation = repo.latest_evaluation_summaries(session, kind="validation")
+        replay = repo.latest_evaluation_summaries(session, kind="replay")
+
+    def mcc(v: repo.Version, evals: dict[int, repo.EvaluationSummary]) -> float | None:
+        return evals[v.id].mcc if v.id in evals else None
+
+    if as_json:  # explicit keys: which split or replay each MCC was measured on
+        emit_json([jsonable(v) | {
+            "champion": champion is not None and v.id == champion.id,
+            "train_val_mcc": v.metrics.get("val_mcc"),
+            "validation_mcc": mcc(v, validation),
+            "validation_n": validation[v.id].n if v.id in validation else None,
+            "replay_mcc": mcc(v, replay), "replay_n": replay[v.id].n if v.id in replay else None,
+        } for v in items])
         return
-    rows = []
-    for v in items:
-        e = evals.get(v.id)
-        rows.append([v.id, v.label, "champion" if champion and v.id == champion.id else "", local(v.created_at),
-                     f"{v.metrics.get('val_mcc', 0):.3f}", f"{e.mcc:.3f} (n={e.n})" if e else "",
-                     v.parent_id or "", (v.data_fingerprint or "")[:12]])
-    table("versions", ["id", "version", "alias", "created", "train val MCC", "last eval MCC", "parent", "data"], rows)
+
+    def cell(value: float | None, n: int | None = None) -> str | None:
+        return None if value is None else f"{value:.3f}" + ("" if n is None else f" (n={n})")
+
+    rows = [[v.id, v.label, "champion" if champion and v.id == champion.id else "", local(v.created_at),
+             cell(v.metrics.get("val_mcc")),
+             cell(mcc(v, validation), validation[v.id].n if v.id in validation else None),
+             cell(mcc(v, replay), replay[v.id].n if v.id in replay else None),
+             v.parent_id, (v.data_fingerprint or "")[:12] or None] for v in items]
+    table("versions", ["id", "version", "alias", "created", "train val MCC", "eval val MCC", "replay MCC", "parent",
+                      "data"], rows)
+    out.print("train val MCC: the validation split at training (best epoch); eval val MCC: the latest `roadwork "
+              "evaluate` of that split, answers as served; replay MCC: the latest validator-style replay (`roadwork "
+              "evaluate --replay N`); n: images or challenges.")
 
 
 def history(

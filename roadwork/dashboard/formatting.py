@@ -7,6 +7,8 @@ from typing import Any
 
 from roadwork.clock import to_local
 
+NO_VALUE = "—"  # what a table or a metric shows for a value that is not there (the CLI's tables show the same)
+
 
 def local(value: dt.datetime | None) -> dt.datetime | None:
     """A stored UTC time as naive local wall-clock time (one offset-free column type, also across DST)."""
@@ -21,7 +23,7 @@ def local_tz_name() -> str:
 def format_duration(seconds: float | None) -> str:
     """A short human duration: `45 s`, `12 min`, `5 h 3 min`, `3 d 4 h`."""
     if seconds is None:
-        return "-"
+        return NO_VALUE
     seconds = max(0.0, float(seconds))
     if seconds < 60:
         return f"{seconds:.0f} s"

@@ -10,6 +10,7 @@ from typing import Any
 
 import streamlit as st
 
+from roadwork.dashboard.formatting import NO_VALUE
 from roadwork.db.repo import Command
 
 SECONDS = "YYYY-MM-DD HH:mm:ss"
@@ -25,7 +26,7 @@ def time_columns(names: Iterable[str], fmt: str = SECONDS) -> dict[str, Any]:
 def table(rows: Sequence[dict[str, Any]], *, key: str, times: Iterable[str] = (), fmt: str = SECONDS,
           column_config: dict[str, Any] | None = None, **options: Any) -> None:
     """A full-width table without index whose `times` columns are local date-times."""
-    st.dataframe(rows, hide_index=True, width="stretch", key=key,
+    st.dataframe(rows, hide_index=True, placeholder=NO_VALUE, width="stretch", key=key,
                  column_config={**time_columns(times, fmt), **(column_config or {})}, **options)
 
 

@@ -57,14 +57,14 @@ def run_demo(
     version, result = train_and_register(
         engine, settings, config, data_path=data_dir, actor="demo", show_progress=show_progress, log=log
     )
-    log(f"      registered {version.label}: val MCC {result.metrics['val_mcc']:.3f} in {result.seconds:.0f} s")
+    best = f"epoch {result.metrics['best_epoch']} of {result.metrics['epochs_run']}"
+    log(f"      registered {version.label} in {result.seconds:.0f} s: the weights of {best}, the best validation MCC")
 
     evaluation = evaluate_version(engine, settings, version.id)
     replay = evaluate_replay(engine, settings, version.id, n=replay_n, seed=0)
-    expected = replay.metrics["expected_reward"]["final_score"]
-    log(f"[4/5] evaluated on {evaluation.n} validation images: MCC {evaluation.mcc:.3f}, "
-        f"accuracy {evaluation.accuracy:.3f}; on a {replay.n}-challenge validator replay: MCC {replay.mcc:.3f}, "
-        f"expected validator score {expected['mean']:.3f}")
+    applied = bool(version.metrics.get("calibration", {}).get("applied"))
+    for line in evaluation_lines(evaluation, replay, applied=applied):
+        log(line)
 
     deployed = deploy(engine, settings, version.id, actor="demo", reason="demo run")
     log(f"[5/5] deployed {version.label} as champion; serving from {settings.publish_dirs[0] / CURRENT}")
@@ -90,6 +90,21 @@ def run_demo(
     summary["operator_password_file"] = first_operator(engine, settings, log)
     log("\nNext: `roadwork versions`, `roadwork history`, `roadwork scheduler`, `roadwork dashboard`")
     return summary
+
+
+def evaluation_lines(evaluation: repo.Evaluation, replay: repo.Evaluation, *, applied: bool) -> list[str]:
+    """Step 4 of the demo: each MCC once, saying what it was measured on. The validation split's MCC is the one
+    training kept its best epoch by (raw answers at the 0.5 cut); with the calibration applied, the answers as
+    served give another, shown beside it. The replay is validator-style challenges rendered from the same split."""
+    raw = evaluation.metrics.get("before_calibration", {}).get("mcc", evaluation.mcc)
+    if applied:
+        served = f"MCC {evaluation.mcc:.3f} as served (calibrated; {raw:.3f} raw)"
+    else:
+        served = f"MCC {evaluation.mcc:.3f} (raw answers: the calibration was not applied)"
+    expected = replay.metrics["expected_reward"]["final_score"]["mean"]
+    return [f"[4/5] validation split, {evaluation.n} images: {served}, accuracy {evaluation.accuracy:.3f}",
+            (f"      validator-style replay of that split, {replay.n} challenges: replay MCC {replay.mcc:.3f}, "
+             f"expected validator score {expected:.3f}")]
 
 
 DEMO_UID = 7

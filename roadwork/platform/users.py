@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import os
 import re
 from dataclasses import dataclass
 
@@ -128,9 +129,18 @@ def _validate_role(role: str) -> str:
 # --- actors ------------------------------------------------------------------------------------------------------
 
 
+def os_user() -> str:
+    """The operating-system user: $LOGNAME / $USER when set, else the password database's name of this process's
+    user id (so an unset $USER, as under cron or `env -u USER`, still names who acted), else `uid<N>`."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no variable and no passwd entry (a container's arbitrary uid)
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
 def local_actor(name: str | None = None) -> str:
     """The actor of the local command line, e.g. `local:alice` (the OS user by default)."""
-    return f"{LOCAL_ACTOR_PREFIX}{name or getpass.getuser()}"
+    return f"{LOCAL_ACTOR_PREFIX}{name or os_user()}"
 
 
 def is_local_actor(actor: str) -> bool:

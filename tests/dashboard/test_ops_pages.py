@@ -20,7 +20,7 @@ from roadwork.dashboard import ops_services as ops
 from roadwork.dashboard.charts import ab_tests as ab_charts
 from roadwork.dashboard.charts import hard_negatives as hard_negative_charts
 from roadwork.dashboard.charts import leaderboard as leaderboard_charts
-from roadwork.dashboard.formatting import local
+from roadwork.dashboard.formatting import NO_VALUE, local
 from roadwork.dashboard.queries import hard_negatives, jobs, leaderboard
 from roadwork.db import repo
 from roadwork.db.engine import dispose_engines, make_engine, read_session
@@ -175,7 +175,7 @@ def test_jobs_shows_schedules_running_runs_and_a_log(ops_home) -> None:
     runs = table(at, "trigger").value
     assert list(runs["#"]) == [ops_home.runs[k] for k in ("started", "failed", "succeeded")]
     assert list(runs["status"]) == ["started", "failed", "succeeded"]
-    assert list(runs["duration"]) == ["-", "42 s", "1 h"]
+    assert list(runs["duration"]) == [NO_VALUE, "42 s", "1 h"]
 
     at.selectbox(key="jobs_log_run").select(ops_home.runs["failed"]).run()
     log = at.code[0].value
@@ -238,6 +238,16 @@ def test_reschedule_previews_the_next_runs_then_writes_a_command(ops_home, read_
     at.button(key="act_sched_submit").click().run()
     assert not at.error
     assert_one_command(read_db, "reschedule", {"job_id": "train", "cron": "15 4 * * *"}, "quieter hour")
+
+
+@pytest.mark.parametrize("weekday", ["0", "7", "sun"])
+def test_the_weekday_hint_says_what_the_preview_does(ops_home, weekday: str) -> None:
+    at = open_page("jobs")
+    at.selectbox(key="act_sched_job").select("train").run()
+    assert "0 and 7 are Sunday, 1 is Monday" in text(at)
+    at.text_input(key="act_sched_cron_train").input(f"0 12 * * {weekday}").run()
+    runs = [line for line in text(at).splitlines() if line.startswith("- ")]
+    assert len(runs) == 5 and all(line.startswith("- Sun ") for line in runs), runs
 
 
 def test_an_invalid_cron_shows_an_error_and_writes_nothing(ops_home, read_db) -> None:

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from roadwork.dashboard.formatting import NO_VALUE
 from roadwork.db import repo
 from tests.dashboard.conftest import (
     APP,
@@ -53,7 +54,7 @@ def test_models_lists_versions_and_condition_cells(operator, seeded_home) -> Non
     assert list(versions["version"]) == ["0.3.0", "0.2.0", "0.1.0"]
     assert list(versions["champion"]) == [False, True, False]
     assert list(versions["training val MCC"]) == pytest.approx([0.82, 0.8, 0.7])
-    assert list(versions["parent"]) == ["0.2.0", "0.1.0", ""]
+    assert list(versions["parent"].fillna(NO_VALUE)) == ["0.2.0", "0.1.0", NO_VALUE]  # missing: the placeholder
 
     select = at.selectbox(key="models_selected_version")
     assert select.value == seeded_home.version_ids["0.2.0"]  # the champion by default
@@ -70,7 +71,7 @@ def test_deployments_shows_alias_events_and_defaults_to_previous(operator, seede
     at = open_page(PAGES[2])
     events = table(at, "deployments_alias_events")
     assert list(events["to"]) == ["0.2.0", "0.1.0"]
-    assert list(events["from"]) == ["0.1.0", ""]
+    assert list(events["from"].fillna(NO_VALUE)) == ["0.1.0", NO_VALUE]  # missing: the placeholder
     assert list(events["reason"]) == ["gate passed", "first deploy"]
     target = at.selectbox(key="rollback_target")
     assert target.value == seeded_home.version_ids["0.1.0"]

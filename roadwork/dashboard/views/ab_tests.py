@@ -78,13 +78,13 @@ st.dataframe(
             "sample size": t.sample_size,
             "mode": t.mode,
             "status": t.status,
-            "verdict": t.verdict or "",
+            "verdict": t.verdict,
             "created by": t.created_by,
             "created": t.created_at,
         }
         for t in tests
     ],
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="ab_tests_table",
     column_config={"created": st.column_config.DatetimeColumn("created", **DATETIME_COLUMN)},
@@ -134,7 +134,7 @@ right.dataframe(
         }
         for name, arm in arms
     ],
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="ab_arms_table",
     column_config={"MCC": st.column_config.NumberColumn(format="%.4f"),

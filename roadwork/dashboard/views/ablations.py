@@ -57,10 +57,9 @@ else:
     seed_columns = {queries.seed_column(s): st.column_config.NumberColumn(format="%.3f") for s in study.seeds}
     st.dataframe(
         queries.table_rows(study),
-        hide_index=True,
+        hide_index=True, placeholder=fmt.NO_VALUE,  # e.g. the base, which has no delta
         width="stretch",
         height="content",
-        placeholder="",  # the base has no delta
         key="ablations_table",
         column_config={**seed_columns,
                        "mean MCC": st.column_config.NumberColumn(format="%.3f"),
@@ -85,7 +84,7 @@ switches = sorted(queries.key_switches(study.config, study.components), key=lamb
 st.dataframe(
     [{"component": s.component, "setting": s.key, "value": json.dumps(s.value), "state": s.state,
       "studied": s.studied} for s in switches],
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     height="content",
     key="ablations_switches",

@@ -27,14 +27,14 @@ else:
             {
                 "when": e.when,
                 "action": e.action,
-                "from": e.from_version or "",
+                "from": e.from_version,
                 "to": e.to_version,
                 "actor": e.actor,
                 "reason": e.reason,
             }
             for e in events
         ],
-        hide_index=True,
+        hide_index=True, placeholder=fmt.NO_VALUE,
         width="stretch",
         key="deployments_alias_events",
         column_config={

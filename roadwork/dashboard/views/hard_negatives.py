@@ -24,7 +24,7 @@ st.dataframe(
         {
             "#": s.id,
             "name": s.name,
-            "source version": s.source_version or "",
+            "source version": s.source_version,
             "pool": s.pool,
             "items": s.n_items,
             "confident mistakes": s.reasons.get("confident_mistake", 0),
@@ -34,7 +34,7 @@ st.dataframe(
         }
         for s in sets
     ],
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="hn_sets",
     column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm"),
@@ -61,7 +61,7 @@ if counts:
     )
     right.dataframe(
         [{"condition": c, "value": v, **{r: per_cell.get((c, v, r), 0) for r in reasons}} for c, v in cells],
-        hide_index=True,
+        hide_index=True, placeholder=fmt.NO_VALUE,
         width="stretch",
         key="hn_condition_counts",
     )

@@ -42,7 +42,7 @@ else:
             }
             for s in schedules
         ],
-        hide_index=True,
+        hide_index=True, placeholder=fmt.NO_VALUE,
         width="stretch",
         key="jobs_schedules",
         column_config={"next run": st.column_config.DatetimeColumn("next run", **DATETIME_COLUMN)},
@@ -122,7 +122,8 @@ if operator:
         # One input per job, so that picking another job starts from that job's cron.
         cron = st.text_input("Cron (UTC): minute hour day month day-of-week", value=by_id[sched_job].cron,
                              key=f"act_sched_cron_{sched_job}")
-        st.caption("Prefer day names (`mon`-`sun`): a numeric day of week counts from 0 = Monday here, not Sunday.")
+        st.caption("Day of week as in crontab: 0 and 7 are Sunday, 1 is Monday ... 6 is Saturday; names (`mon`-`sun`) "
+                   "work too.")
         sched_reason = st.text_input("Reason (required)", key="act_sched_reason")
         submit = st.button("Submit schedule", key="act_sched_submit", type="primary", icon=":material/schedule:")
         try:
@@ -180,7 +181,7 @@ else:
             }
             for r in runs
         ],
-        hide_index=True,
+        hide_index=True, placeholder=fmt.NO_VALUE,
         width="stretch",
         key="jobs_runs",
         column_config={name: st.column_config.DatetimeColumn(name, **DATETIME_COLUMN)

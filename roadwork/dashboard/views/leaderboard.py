@@ -44,7 +44,7 @@ else:
     c1.metric(f"Place of UID {uid}", f"{standing.rank} of {standing.miners}")
     c2.metric("Incentive", f"{standing.incentive or 0.0:.4f}")
     c3.metric("Percentile", f"{standing.percentile:.0%}")
-    c4.metric("Gap to the next place", "-" if standing.gap_to_next is None else f"{standing.gap_to_next:.4f}")
+    c4.metric("Gap to the next place", fmt.NO_VALUE if standing.gap_to_next is None else f"{standing.gap_to_next:.4f}")
 
 # --- the table ---------------------------------------------------------------------------------------------------
 table = pd.DataFrame(
@@ -61,14 +61,14 @@ table = pd.DataFrame(
             "chain rank": m.chain_rank,
             "validator or owner": m.validator,
             "active": m.active,
-            "hotkey": m.hotkey or "",
+            "hotkey": m.hotkey,
         }
         for m in board.miners
     ]
 )
 st.dataframe(
     table.style.apply(lambda row: [OURS_STYLE if row["us"] else ""] * len(row), axis=1),
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="lb_table",
     column_config={

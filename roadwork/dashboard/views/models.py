@@ -12,7 +12,7 @@ from roadwork.dashboard.queries import models as queries
 
 
 def fmt_mcc(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return fmt.NO_VALUE if value is None else f"{value:.3f}"
 
 
 st.title("Models")
@@ -31,13 +31,13 @@ st.dataframe(
             "eval MCC": r.eval_mcc,
             "eval accuracy": r.eval_accuracy,
             "eval n": r.eval_n,
-            "eval kind": r.eval_kind or "",
-            "parent": r.parent or "",
-            "data fingerprint": r.data_fingerprint or "",
+            "eval kind": r.eval_kind,
+            "parent": r.parent,
+            "data fingerprint": r.data_fingerprint,
         }
         for r in rows
     ],
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="models_versions",
     column_config={
@@ -127,7 +127,7 @@ else:
                 }
                 for c in cells
             ],
-            hide_index=True,
+            hide_index=True, placeholder=fmt.NO_VALUE,
             width="stretch",
             key="models_condition_cells",
             column_config={
@@ -142,7 +142,7 @@ if decision is None:
     st.caption("No calibration decision stored with this version (trained before the held-out check, or not "
                "calibrated).")
 else:
-    fitted = "-" if decision.fitted_threshold is None else f"{decision.fitted_threshold:.3f}"
+    fitted = fmt.NO_VALUE if decision.fitted_threshold is None else f"{decision.fitted_threshold:.3f}"
     if decision.applied:
         st.success(f"Calibration applied: the fitted cut {fitted} is mapped onto the validators' 0.5.",
                    icon=":material/check_circle:")
@@ -174,13 +174,13 @@ else:
     ci = "" if detail.mcc_ci_low is None else f"95% CI [{detail.mcc_ci_low:.3f}, {detail.mcc_ci_high:.3f}]"
     v1.metric("MCC", f"{detail.mcc:.3f}", help=f"Of the answers sent (after calibration). {ci}".strip())
     score = detail.validator_score
-    v2.metric("Validator score (final)", "-" if "final_score" not in score else f"{score['final_score']:.3f}",
+    v2.metric("Validator score (final)", fmt.NO_VALUE if "final_score" not in score else f"{score['final_score']:.3f}",
               help="The validator's running score after this stream of challenges (EMA of rewards).")
     final = detail.expected_reward.get("final_score") or {}
-    v3.metric("Expected score", "-" if "mean" not in final else f"{final['mean']:.3f}",
+    v3.metric("Expected score", fmt.NO_VALUE if "mean" not in final else f"{final['mean']:.3f}",
               help="Mean final score over random orderings of the same answers.")
     reward = detail.expected_reward.get("mean_reward") or {}
-    v4.metric("Expected mean reward", "-" if "mean" not in reward else f"{reward['mean']:.3f}")
+    v4.metric("Expected mean reward", fmt.NO_VALUE if "mean" not in reward else f"{reward['mean']:.3f}")
     notes = [ci] if ci else []
     notes += [f"expected {name.replace('_', ' ')} 95% CI [{v['ci_low']:.3f}, {v['ci_high']:.3f}]"
               for name, v in (("final_score", final), ("mean_reward", reward)) if "ci_low" in v]
@@ -209,16 +209,17 @@ else:
         st.dataframe(
             [{"metric": r["metric"], "before calibration": r["before"], "after calibration": r["after"]}
              for r in detail.before_after],
-            hide_index=True, key="models_before_after",
+            hide_index=True, placeholder=fmt.NO_VALUE, key="models_before_after",
             column_config={"before calibration": st.column_config.NumberColumn(format="%.3f"),
                            "after calibration": st.column_config.NumberColumn(format="%.3f")},
         )
     if detail.tta:
         st.markdown("**Test-time augmentation** (each variant against none, on the same replay)")
-        st.dataframe(list(detail.tta), hide_index=True, width="stretch", key="models_tta")
+        st.dataframe(list(detail.tta), hide_index=True, placeholder=fmt.NO_VALUE, width="stretch", key="models_tta")
 if detail.ablation:
     st.markdown("**Ablation**")
-    st.dataframe(list(detail.ablation), hide_index=True, width="stretch", key="models_ablation")
+    st.dataframe(list(detail.ablation), hide_index=True, placeholder=fmt.NO_VALUE, width="stretch",
+                 key="models_ablation")
 
 st.markdown("#### Lineage")
 if len(detail.lineage) <= 1:
@@ -230,15 +231,15 @@ st.dataframe(
             "lineage version": r.label,
             "created": r.created_at,
             "MCC": r.mcc,
-            "MCC from": r.mcc_kind or "",
+            "MCC from": r.mcc_kind,
             "training MCC": r.training_mcc,
-            "data fingerprint": r.data_fingerprint or "",
-            "code revision": r.code_revision or "",
-            "hard negatives": r.hard_negative_set or "",
+            "data fingerprint": r.data_fingerprint,
+            "code revision": r.code_revision,
+            "hard negatives": r.hard_negative_set,
         }
         for r in detail.lineage
     ],
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="models_lineage",
     column_config={

@@ -13,7 +13,7 @@ DATETIME_COLUMN = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")
 
 
 def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+    return fmt.NO_VALUE if value is None else format(value, spec)
 
 
 def _delta(value: float | None, spec: str) -> str | None:
@@ -35,8 +35,8 @@ else:
         f"(local time, {fmt.local_tz_name()})."
     )
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Validation MCC", "-" if champion.mcc is None else f"{champion.mcc:.3f}")
-    c2.metric("Validation accuracy", "-" if champion.accuracy is None else f"{champion.accuracy:.1%}")
+    c1.metric("Validation MCC", fmt.NO_VALUE if champion.mcc is None else f"{champion.mcc:.3f}")
+    c2.metric("Validation accuracy", fmt.NO_VALUE if champion.accuracy is None else f"{champion.accuracy:.1%}")
     c3.metric("Champion for", fmt.format_duration(champion.champion_for_s))
     c4.metric("Model age", fmt.format_duration(champion.age_s))
     if champion.evaluated_at is not None:
@@ -100,7 +100,7 @@ else:
         [{"scheduled job": r.job_id, "next run": r.next_run,
           "in": "paused" if r.paused else ("due" if (r.in_s or 0) <= 0 else fmt.format_duration(r.in_s)),
           "trigger": r.trigger, "problem": r.error or ""} for r in runs_ahead],
-        hide_index=True, width="stretch", key="overview_next_runs",
+        hide_index=True, placeholder=fmt.NO_VALUE, width="stretch", key="overview_next_runs",
         column_config={"next run": DATETIME_COLUMN},
     )
 
@@ -110,7 +110,7 @@ if not alerts:
     st.info("No alerts in the last 24 h.", icon=":material/notifications_off:")
 else:
     st.dataframe([{"when": a.when, "alert": a.kind, "message": a.message} for a in alerts],
-                 hide_index=True, width="stretch", key="overview_alerts",
+                 hide_index=True, placeholder=fmt.NO_VALUE, width="stretch", key="overview_alerts",
                  column_config={"when": DATETIME_COLUMN, "message": st.column_config.TextColumn(width="large")})
 
 st.subheader("Last failures")
@@ -120,7 +120,7 @@ if not failed:
 else:
     st.dataframe([{"when": f.when, "failure": f.status, "what": f.what, "from": f.source, "detail": f.detail}
                   for f in failed],
-                 hide_index=True, width="stretch", key="overview_failures",
+                 hide_index=True, placeholder=fmt.NO_VALUE, width="stretch", key="overview_failures",
                  column_config={"when": DATETIME_COLUMN, "detail": st.column_config.TextColumn(width="large")})
 
 # --- counts and recent runs ----------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ else:
             }
             for r in data.job_runs
         ],
-        hide_index=True,
+        hide_index=True, placeholder=fmt.NO_VALUE,
         width="stretch",
         key="overview_job_runs",
         column_config={

@@ -42,7 +42,7 @@ st.dataframe(
         {"username": u.username, "role": u.role, "created": fmt.local(u.created_at), "disabled": u.disabled}
         for u in everyone
     ],
-    hide_index=True,
+    hide_index=True, placeholder=fmt.NO_VALUE,
     width="stretch",
     key="users_table",
     column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm")},

@@ -57,7 +57,7 @@ def check_calibration(
     held_p = np.asarray(held_raw, dtype=np.float64)
     outcome = paired_comparison(held_y, held_p, fitted.apply(held_p), n_boot=n_boot, alpha=ALPHA, seed=seed)
     diff, low, high = outcome.mcc_diff, outcome.diff_ci_low, outcome.diff_ci_high
-    numbers = (f"held-out MCC {outcome.arm_a.mcc:.3f} -> {outcome.arm_b.mcc:.3f} "
+    numbers = (f"held-out replay MCC raw {outcome.arm_a.mcc:.3f} -> cut {outcome.arm_b.mcc:.3f} "
                f"({diff:+.3f}, CI [{low:+.3f}, {high:+.3f}])")
     if fitted.threshold == 0.5:
         applied, reason = False, "the fitted cut is 0.5 already: nothing to map"

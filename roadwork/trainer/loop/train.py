@@ -324,13 +324,14 @@ def train(
             loop.epoch = epoch + 1
             loop.history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mcc": val["mcc"],
                                  "val_accuracy": val["accuracy"], "lr": scheduler.get_last_lr()[0]})
-            bar.update(task, status=f"epoch {epoch + 1}/{opt.epochs} loss {np.mean(losses):.3f} "
-                                    f"val MCC {val['mcc']:.3f}")
             if loop.best_mcc is None or val["mcc"] > loop.best_mcc:
                 loop.best_mcc, loop.best_epoch, loop.epochs_without_gain = val["mcc"], epoch + 1, 0
                 best = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
             else:
                 loop.epochs_without_gain += 1
+            # this epoch's val MCC and the best so far (the weights kept), each labelled: they differ often
+            bar.update(task, status=f"epoch {epoch + 1}/{opt.epochs} loss {np.mean(losses):.3f} "
+                                    f"val MCC {val['mcc']:.3f} (best {loop.best_mcc:.3f} at {loop.best_epoch})")
             if ddp.is_main:
                 save_state(out_dir, config=config, loop=loop, model=model, best=best, optimizer=optimizer,
                            scheduler=scheduler, generators=generators)
