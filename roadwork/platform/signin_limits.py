@@ -12,6 +12,9 @@ Three sliding windows (`auth` settings), each a row of `signin_limits` shared by
 An attempt is counted (as a failure of its name and address) in `reserve()`, a short write transaction before
 the password check, so that concurrent attempts cannot slip past a limit together; a success takes it back. A
 refused attempt costs no password check and is not counted against the windows (it does not extend a lock-out).
+Most refusals need no write at all: `check()` finds them in a read transaction (which never waits for or blocks
+a writer), and they are added to the rows by the process's next sign-in write, or at most once per
+`FLUSH_EVERY_S` (refusals of a process that dies before that are not counted).
 
 Refused attempts and failures with unknown names are not written to the audit one event each: they are counted
 in their row, and at most one audit event per row and window sums them up ("7 failed sign-ins with unknown names
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
+import time
 from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
@@ -35,6 +40,7 @@ EVERYONE_KEY = "*"
 UNKNOWN_ADDRESS = "unknown"
 MINUTE = dt.timedelta(minutes=1)
 ANONYMOUS = "anonymous"
+FLUSH_EVERY_S = 1.0  # refused attempts seen by `check` are stored at most this often per process (or sooner)
 
 # Audit actions written here (and by `platform.users` for failures of known names).
 SIGNIN_FAILED, SIGNIN_LOCKED = "signin_failed", "signin_locked"
@@ -46,6 +52,7 @@ class Refusal:
 
     scope: str  # name | address | all
     retry_at: dt.datetime
+    key: str = ""  # the row of the limit
 
 
 def name_key(username: str) -> str:
@@ -113,26 +120,75 @@ def _prune(session: Session, limits: AuthSettings, now: dt.datetime) -> None:
             _report(session, count, now, None)
 
 
+# Refused attempts not yet stored: (database URL, scope, key, target) -> n.
+_pending: dict[tuple[str, str, str, str | None], int] = {}
+_pending_lock = threading.Lock()
+_last_flush = [0.0]  # time.monotonic() of this process's last flush
+
+
+def _limit_keys(name: str | None, address: str) -> list[tuple[str, str]]:
+    return [(EVERYONE, EVERYONE_KEY), (ADDRESS, address)] + ([(NAME, name_key(name))] if name else [])
+
+
+def _refusal_of(counts: list[repo.SignInCount], limits: AuthSettings, now: dt.datetime) -> Refusal | None:
+    refusals = [Refusal(c.scope, at, c.key) for c in counts if (at := _refused_until(c, limits, now)) is not None]
+    return max(refusals, key=lambda r: r.retry_at) if refusals else None  # the one that lasts longest
+
+
+def check(session: Session, *, limits: AuthSettings, name: str | None, address: str, now: dt.datetime
+          ) -> Refusal | None:
+    """Read only: the refusal a limit gives an attempt now, or None (then `reserve` decides, in a write)."""
+    return _refusal_of([_get(session, scope, key) for scope, key in _limit_keys(name, address)], limits, now)
+
+
+def _database(session: Session) -> str:
+    return str(session.get_bind().engine.url)
+
+
+def note_refusal(session: Session, refusal: Refusal, target: str | None) -> bool:
+    """Remember a refusal found by `check` in `session` (`target`: the user name an audit event may show); True
+    when this process should store its pending refusals now (`flush_refusals`, in a write transaction)."""
+    with _pending_lock:
+        key = (_database(session), refusal.scope, refusal.key, target)
+        _pending[key] = _pending.get(key, 0) + 1
+        return time.monotonic() - _last_flush[0] >= FLUSH_EVERY_S
+
+
+def flush_refusals(session: Session, limits: AuthSettings, now: dt.datetime) -> None:
+    """Add this process's pending refusals to their rows (each reported when due)."""
+    database = _database(session)
+    with _pending_lock:
+        pending = {k: _pending.pop(k) for k in list(_pending) if k[0] == database}
+        _last_flush[0] = time.monotonic()
+    for (_, scope, key, target), n in pending.items():
+        count = _get(session, scope, key)
+        _store(session, replace(count, refused=count.refused + n), limits, now, target)
+
+
 def reserve(session: Session, limits: AuthSettings, *, name: str | None, known: bool, address: str,
             now: dt.datetime) -> Refusal | None:
     """The refusal when a limit is reached (the refused attempt is counted); else None, and the attempt is
     counted as a failure of `name` (None: not a possible user name) and `address`, and an attempt of everyone.
 
-    `known` (whether `name` is a user) only decides whether an audit event about a refusal names the user.
+    `known` says whether `name` is a user: an attempt with an unknown name cannot succeed, so it is counted as
+    such here at once (no second write), and an audit event about a refusal names only a user.
     """
     _prune(session, limits, now)
-    keys = [(EVERYONE, EVERYONE_KEY), (ADDRESS, address)] + ([(NAME, name_key(name))] if name else [])
-    counts = [_get(session, scope, key) for scope, key in keys]
-    refusals = [Refusal(c.scope, at) for c in counts if (at := _refused_until(c, limits, now)) is not None]
-    if refusals:
-        refusal = max(refusals, key=lambda r: r.retry_at)  # the one that lasts longest
+    flush_refusals(session, limits, now)
+    counts = [_get(session, scope, key) for scope, key in _limit_keys(name, address)]
+    refusal = _refusal_of(counts, limits, now)
+    if refusal is not None:
         count = next(c for c in counts if c.scope == refusal.scope)
         _store(session, replace(count, refused=count.refused + 1), limits, now,
                target=name if refusal.scope == NAME and known else None)
         return refusal
     for count in counts:
         times = (*_recent(count, _window(limits, count.scope), now), now)[-_limit(limits, count.scope):]
-        repo.put_signin_count(session, replace(count, times=times), now=now)
+        count = replace(count, times=times)
+        if count.scope == ADDRESS and not known:
+            _store(session, replace(count, unknown=count.unknown + 1), limits, now)
+        else:
+            repo.put_signin_count(session, count, now=now)
     return None
 
 
@@ -157,7 +213,7 @@ def forget_name(session: Session, name: str, now: dt.datetime) -> None:
 
 
 def failed_unknown(session: Session, limits: AuthSettings, *, address: str, now: dt.datetime) -> None:
-    """A sign-in with an unknown (or impossible) name: counted on its address, audited in sums."""
+    """A sign-in whose user was removed during the password check: counted as an unknown name."""
     count = _get(session, ADDRESS, address)
     _store(session, replace(count, unknown=count.unknown + 1), limits, now)
 

@@ -307,18 +307,29 @@ def authenticate(engine: Engine, username: str, password: str, now: dt.datetime 
 
     Raises `SignInLocked` while a limit refuses the attempt (of the name, of the client `address`, or of
     everyone; `limits` default to the `auth` settings' defaults), whatever the password. The password is checked
-    with no transaction open: the attempt is counted in one short write transaction before the check and its
-    outcome written in another, so sign-ins never hold the database's write lock while argon2 runs.
+    with no transaction open: the attempt is counted in one short write transaction before the check and, for a
+    user, its outcome written in another, so sign-ins never hold the database's write lock while argon2 runs.
     """
     now = now or utcnow()
     limits = limits or AuthSettings()
     address = (address or "").strip() or signin_limits.UNKNOWN_ADDRESS
     name = (username or "").strip()
     possible = USERNAME_RE.fullmatch(name) is not None  # else perhaps a password typed in the wrong box
+    limited = name if possible else None
+    # Refused attempts are found without a write: a flood of them never takes the write lock (but once a second).
+    with read_session(engine) as session:
+        refusal = signin_limits.check(session, limits=limits, name=limited, address=address, now=now)
+        known = refusal is not None and refusal.scope == signin_limits.NAME and _row(session, name) is not None
+        flush = refusal is not None and signin_limits.note_refusal(session, refusal, target=name if known else None)
+    if refusal is not None:
+        if flush:
+            with write_session(engine) as session:
+                signin_limits.flush_refusals(session, limits, now)
+        raise SignInLocked(name, refusal.retry_at, now, scope=refusal.scope)
     with write_session(engine) as session:
         row = _row(session, name) if possible else None
-        refusal = signin_limits.reserve(session, limits, name=name if possible else None, known=row is not None,
-                                        address=address, now=now)
+        refusal = signin_limits.reserve(session, limits, name=limited, known=row is not None, address=address,
+                                        now=now)
     if refusal is not None:
         raise SignInLocked(name, refusal.retry_at, now, scope=refusal.scope)
 
@@ -326,10 +337,9 @@ def authenticate(engine: Engine, username: str, password: str, now: dt.datetime 
     right = verify_password(row.password_hash if row is not None else _dummy_hash(), password)
     new_hash = hash_password(password) if right and row is not None and needs_rehash(row.password_hash) else None
 
+    if row is None:  # already counted as an unknown name by `reserve`
+        return None
     with write_session(engine) as session:
-        if row is None:
-            signin_limits.failed_unknown(session, limits, address=address, now=now)
-            return None
         current = _row(session, name)  # changed since the check (password reset, disabled, removed)?
         if current is None:
             signin_limits.failed_unknown(session, limits, address=address, now=now)

@@ -7,6 +7,7 @@ older checkout too. Each prints one JSON line and exits 0; an unexpected error i
 - `flood N ADDRESS TAG`: N failed sign-ins (distinct unknown names, and wrong passwords of `olga`) from ADDRESS.
   Counts the outcomes: "failed" (wrong name or password), "refused" (a limit said try again later), and any
   other error by its first line; "database is locked" reaching the user is such an error.
+- `burn N`: N argon2 checks and no database (the CPU load of a flood alone, for comparison).
 - `writer STOPFILE`: renews the scheduler lease (the scheduler's heartbeat write, one short transaction) every
   50 ms until STOPFILE exists; reports each write's latency and every error.
 """
@@ -53,6 +54,16 @@ def flood(n: int, address: str, tag: str) -> dict:
     return {"role": "flood", "outcomes": dict(outcomes), "seconds": seconds}
 
 
+def burn(n: int) -> dict:
+    stored = users.hash_password("not the password")
+    seconds = []
+    for i in range(n):
+        started = time.perf_counter()
+        users.verify_password(stored, f"wrong guess {i}")
+        seconds.append(time.perf_counter() - started)
+    return {"role": "burn", "outcomes": {"failed": n}, "seconds": {"failed": seconds}}
+
+
 def writer(stop: Path) -> dict:
     settings = load_settings()
     engine = make_engine(settings.db_url)
@@ -75,7 +86,12 @@ def writer(stop: Path) -> dict:
 
 def main(argv: list[str]) -> int:
     role, *args = argv
-    out = flood(int(args[0]), args[1], args[2]) if role == "flood" else writer(Path(args[0]))
+    if role == "flood":
+        out = flood(int(args[0]), args[1], args[2])
+    elif role == "burn":
+        out = burn(int(args[0]))
+    else:
+        out = writer(Path(args[0]))
     print(json.dumps(out))
     return 0
 

@@ -33,7 +33,7 @@ def result(proc: subprocess.Popen[str]) -> dict:
 
 def quantiles_ms(values: list[float]) -> str:
     ordered = sorted(values)
-    at = lambda q: 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    at = lambda q: 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
     return f"n={len(ordered)} p50={at(0.5):.1f} ms p90={at(0.9):.1f} ms p99={at(0.99):.1f} ms max={at(1.0):.1f} ms"
 
 
