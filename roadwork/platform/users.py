@@ -181,7 +181,7 @@ def _enabled_operators(session: Session) -> int:
 
 def _audit(session: Session, *, actor: str, action: str, target: str | None, reason: str = "",
            details: dict | None = None, now: dt.datetime | None = None) -> None:
-    # Sign-in events carry the caller's `now`, which the lock-out counts by.
+    # Sign-in events carry the caller's `now`, which the sign-in limits count by.
     repo.add_audit(session, actor=actor, action=action, target=target, reason=reason, details=details,
                    created_at=now or utcnow())
 

@@ -1,4 +1,4 @@
-"""Users: argon2 hashes, creation rules, sign-in with its lock-out counted from the audit table, role changes."""
+"""Users: argon2 hashes, creation rules, sign-in and its limits (per name, per address, overall), role changes."""
 
 from __future__ import annotations
 
