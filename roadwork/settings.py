@@ -173,6 +173,28 @@ class LeaderboardSettings(_Section):
     netuid: int = Field(72, ge=0, description="Subnet id (72 on mainnet, 323 on testnet).")
 
 
+class AuthSettings(_Section):
+    """Limits of dashboard sign-in. Refused attempts cost no password check; the counts live in the database, so
+    every dashboard process shares them."""
+
+    max_failures_per_name: int = Field(
+        5, ge=1, description="Failed sign-ins of one user name within `failure_window_s` that lock that name out "
+        "(unknown names too, so the answer does not tell which names exist).",
+    )
+    max_failures_per_address: int = Field(
+        20, ge=1, description="Failed sign-ins from one client address within `failure_window_s` that lock that "
+        "address out, whatever the name.",
+    )
+    failure_window_s: float = Field(
+        900.0, gt=0, description="The window of both failure counts: a lock-out ends once the oldest counted "
+        "failure is this old.",
+    )
+    max_attempts_per_minute: int = Field(
+        60, ge=1, description="Sign-in attempts of everyone together per minute; further attempts are refused "
+        "until the minute's oldest one is a minute old.",
+    )
+
+
 class Settings(BaseSettings):
     """Settings of one Roadwork Ops installation."""
 
@@ -210,6 +232,7 @@ class Settings(BaseSettings):
     mining: MiningSettings = Field(default_factory=MiningSettings, description="Hard-negative mining.")
     model_age: ModelAgeSettings = Field(default_factory=ModelAgeSettings, description="Reward-decay countdown.")
     events: EventsSettings = Field(default_factory=EventsSettings, description="Where events are sent.")
+    auth: AuthSettings = Field(default_factory=AuthSettings, description="Limits of dashboard sign-in.")
     hf_token: SecretStr | None = Field(
         None, description="Hugging Face token (env ROADWORK_HF_TOKEN or HF_TOKEN only; never in the file)."
     )

@@ -48,6 +48,8 @@ def test_explicit_path_and_env_path(clean_env, tmp_path: Path) -> None:
         ("scheduler:\n  crons:\n    train: 'every tuesday'\n", "scheduler.crons"),
         ("scheduler:\n  timeouts_s:\n    train: 0\n", "scheduler.timeouts_s"),
         ("gate:\n  policy: yolo\n", "gate.policy"),
+        ("auth:\n  max_attempts_per_minute: 0\n", "auth.max_attempts_per_minute"),
+        ("auth:\n  failure_window_s: -5\n", "auth.failure_window_s"),
         ("- a list\n", "mapping"),
         ("hf_token: abc\n", "hf_token"),
     ],

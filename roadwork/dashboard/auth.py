@@ -65,6 +65,17 @@ def _engine() -> Engine:
     return context.engine()
 
 
+def client_address() -> str:
+    """The client's IP address as Streamlit sees it (the peer of the web socket: behind a reverse proxy, the
+    proxy's), or "unknown" (no address, as in tests). Forwarded headers are not trusted: a client could choose
+    its own and so escape the limit per address."""
+    try:
+        address = st.context.ip_address
+    except (AttributeError, RuntimeError):  # older Streamlit, or no script run
+        address = None
+    return address if isinstance(address, str) and address else "unknown"  # (AppTest gives a mock object)
+
+
 def sign_in(user: users.UserInfo, now: dt.datetime | None = None) -> SignedIn:
     """Put `user` into this session until `now + SESSION_LIFETIME`."""
     signed = SignedIn(username=user.username, role=user.role, expires_at=(now or utcnow()) + SESSION_LIFETIME)
@@ -100,7 +111,8 @@ def sign_in_form() -> SignedIn | None:
     if not submitted:
         return None
     try:
-        user = users.authenticate(engine, username, password)
+        user = users.authenticate(engine, username, password, address=client_address(),
+                                  limits=context.settings().auth)
     except users.SignInLocked as exc:
         st.error(str(exc), icon=":material/lock:")
         return None

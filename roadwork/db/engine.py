@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import logging
+import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 BUSY_TIMEOUT_MS = 30_000
 MIGRATION_LOCK_ID = 72_0001  # arbitrary constant key of the PostgreSQL advisory lock held while migrating
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
@@ -89,6 +96,32 @@ def write_session(engine: Engine) -> Iterator[Session]:
                     yield session
         finally:
             conn.info.pop("write", None)
+
+
+def is_locked_error(exc: BaseException) -> bool:
+    """Whether `exc` is SQLite's "database is locked" (or "busy"): another writer held the lock too long."""
+    if not isinstance(exc, OperationalError | sqlite3.OperationalError):
+        return False
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
+
+
+def retry_when_locked(write: Callable[[], T], *, what: str, attempts: int = 4, first_delay_s: float = 0.5) -> T:
+    """`write()`, tried again after a transient "database is locked" (with the delay doubling each time, each
+    retry logged); any other error, or the last attempt's, is raised. `write` must be one whole transaction
+    (e.g. a `write_session` block), so that trying it again is safe."""
+    delay = first_delay_s
+    for attempt in range(1, attempts + 1):
+        try:
+            return write()
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            if not is_locked_error(exc) or attempt == attempts:
+                raise
+            log.warning("%s: the database is locked (attempt %d of %d); trying again in %.1f s", what, attempt,
+                        attempts, delay)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("not reached")
 
 
 def alembic_config(url: str):  # noqa: ANN201 - alembic.config.Config

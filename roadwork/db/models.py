@@ -329,6 +329,23 @@ class User(Base):
     disabled: Mapped[bool] = mapped_column(default=False)
 
 
+class SignInLimit(Base):
+    """The recent sign-in attempts that one limit counts: of one user name, from one client address, or of
+    everyone (`platform.signin_limits` says how they are counted), and the refused or unknown-name attempts not
+    yet summed up in an audit event."""
+
+    __tablename__ = "signin_limits"
+    __table_args__ = (Index("ix_signin_limits_updated", "updated_at"),)
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)  # name | address | all
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)  # sha256 of the name | the address | "*"
+    times: Mapped[list[str]] = mapped_column(JSON)  # the newest counted attempts (ISO, naive UTC), oldest first
+    refused: Mapped[int] = mapped_column(Integer, default=0)  # refused attempts not yet in an audit event
+    unknown: Mapped[int] = mapped_column(Integer, default=0)  # failed sign-ins with unknown names, likewise
+    reported_at: Mapped[dt.datetime | None]  # when those counts were last written to the audit
+    updated_at: Mapped[dt.datetime]
+
+
 class AuditEvent(Base):
     """Who did what, when and why; also the event feed (promotions, failures, alerts)."""
 

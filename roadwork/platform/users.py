@@ -4,17 +4,19 @@ A user is a `viewer` (reads) or an `operator` (reads and acts). Every change of 
 enabled operator in the users table, or the local command line (`local_actor()`: whoever runs `roadwork user`
 on the machine already holds the database), and writes an audit event naming the actor and the reason.
 
-Failed sign-ins are counted from `audit_events` rows (action `signin_failed`, target the username), so the
-lock-out holds across dashboard processes and restarts: after `MAX_FAILURES` failures within `FAILURE_WINDOW`
-a username is refused, even with the right password, until the oldest of those failures leaves the window.
-A successful sign-in or a password reset starts the count afresh. Refused attempts are audited as
-`signin_locked` and do not extend the lock-out. Passwords and hashes are never returned, logged or audited.
+Sign-in is limited per user name, per client address and for everyone (`platform.signin_limits`, counted in
+the database, so the limits hold across dashboard processes and restarts): a refused attempt is refused even
+with the right password, until the limit's window has passed. A successful sign-in or a password reset starts
+the name's count afresh. The password is checked with no transaction open. A failure of a known name is audited
+as `signin_failed` (target the name); unknown names and refused attempts are audited in sums. Passwords and
+hashes are never returned, logged or audited.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -27,21 +29,21 @@ from sqlalchemy.orm import Session
 from roadwork.clock import utcnow
 from roadwork.db import repo
 from roadwork.db.engine import read_session, write_session
+from roadwork.platform import signin_limits
+from roadwork.settings import AuthSettings
 
 VIEWER, OPERATOR = "viewer", "operator"
 ROLES = (VIEWER, OPERATOR)
 USERNAME_RE = re.compile(r"[a-z0-9_.-]{3,64}")
 MIN_PASSWORD_LEN = 10
-MAX_FAILURES = 5  # failed sign-ins of one username ...
-FAILURE_WINDOW = dt.timedelta(minutes=15)  # ... within this window lock it out
 LOCAL_ACTOR_PREFIX = "local:"  # ':' is not allowed in usernames, so no dashboard user can pose as the CLI
-ANONYMOUS = "anonymous"
+ANONYMOUS = signin_limits.ANONYMOUS
 
-# Audit actions.
-SIGNIN, SIGNIN_FAILED, SIGNIN_LOCKED, SIGNOUT = "signin", "signin_failed", "signin_locked", "signout"
+# Audit actions (the sign-in limits write SIGNIN_FAILED for unknown names and SIGNIN_LOCKED, in sums).
+SIGNIN, SIGNOUT = "signin", "signout"
+SIGNIN_FAILED, SIGNIN_LOCKED = signin_limits.SIGNIN_FAILED, signin_limits.SIGNIN_LOCKED
 CREATED, ROLE_CHANGED, PASSWORD_RESET = "user_created", "user_role_changed", "user_password_reset"
 DISABLED, ENABLED = "user_disabled", "user_enabled"
-_COUNT_RESETS = (SIGNIN, PASSWORD_RESET)  # failures before the newest of these no longer count
 
 # argon2id with the library's current defaults; replace it (tests use cheap parameters) and stored hashes of
 # other parameters are rehashed at their next successful sign-in.
@@ -61,16 +63,15 @@ class UserInfo:
 
 
 class SignInLocked(PermissionError):
-    """Too many failed sign-ins of one username: refused until `retry_at` (naive UTC)."""
+    """A sign-in limit refuses attempts until `retry_at` (naive UTC): of this name (`scope` "name"), of this
+    client address ("address") or of everyone ("all"). The message says which, never whether the name exists."""
 
-    def __init__(self, username: str, retry_at: dt.datetime, now: dt.datetime) -> None:
-        self.username = username
-        self.retry_at = retry_at
-        minutes = max(1, -(-int((retry_at - now).total_seconds()) // 60))  # rounded up
-        super().__init__(
-            f"Too many failed sign-ins for {username!r}: try again in {minutes} min "
-            f"(after {retry_at:%H:%M} UTC)."
-        )
+    def __init__(self, username: str, retry_at: dt.datetime, now: dt.datetime, scope: str = "name") -> None:
+        self.username, self.retry_at, self.scope = username, retry_at, scope
+        self.retry_in_s = max(1, math.ceil((retry_at - now).total_seconds()))
+        whose = {"name": f"failed sign-ins for {username!r}", "address": "failed sign-ins from this address",
+                 "all": "sign-in attempts on this dashboard"}[scope]
+        super().__init__(f"Too many {whose}: try again in {self.retry_in_s} s (after {retry_at:%H:%M:%S} UTC).")
 
 
 # --- passwords -------------------------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def _enabled_operators(session: Session) -> int:
 
 def _audit(session: Session, *, actor: str, action: str, target: str | None, reason: str = "",
            details: dict | None = None, now: dt.datetime | None = None) -> None:
-    # Sign-in events carry the caller's `now`, which the lock-out counts by.
+    # Sign-in events carry the caller's `now`, which the sign-in limits count by.
     repo.add_audit(session, actor=actor, action=action, target=target, reason=reason, details=details,
                    created_at=now or utcnow())
 
@@ -269,6 +270,7 @@ def reset_password(engine: Engine, username: str, new_password: str, actor: str,
         reason = _authorize(session, actor, reason)
         row = _existing(session, username)
         row = repo.update_user(session, row.id, password_hash=hash_password(new_password))
+        signin_limits.forget_name(session, username, utcnow())
         _audit(session, actor=actor, action=PASSWORD_RESET, target=username, reason=reason)
         return _info(row)
 
@@ -302,65 +304,69 @@ def enable_user(engine: Engine, username: str, actor: str, reason: str) -> UserI
 # --- sign-in -----------------------------------------------------------------------------------------------------
 
 
-def _locked_until(session: Session, username: str, now: dt.datetime) -> dt.datetime | None:
-    """When `username` may try again, or None when it is not locked out at `now`."""
-    since = now - FAILURE_WINDOW
-    reset = repo.newest_audit_time(session, target=username, actions=_COUNT_RESETS, upto=now)
-    if reset is not None and reset > since:
-        since = reset
-    failures = repo.audit_times(session, target=username, action=SIGNIN_FAILED, after=since, upto=now)
-    if len(failures) < MAX_FAILURES:
-        return None
-    # The count drops below the limit once the failure MAX_FAILURES-th from the newest leaves the window.
-    return failures[len(failures) - MAX_FAILURES] + FAILURE_WINDOW
-
-
-def locked_until(engine: Engine, username: str, now: dt.datetime | None = None) -> dt.datetime | None:
+def locked_until(engine: Engine, username: str, now: dt.datetime | None = None,
+                 limits: AuthSettings | None = None) -> dt.datetime | None:
     """When `username` may sign in again (naive UTC), or None when it is not locked out."""
     with read_session(engine) as session:
-        return _locked_until(session, username, now or utcnow())
+        return signin_limits.name_refused_until(session, limits or AuthSettings(), username, now or utcnow())
 
 
-def authenticate(engine: Engine, username: str, password: str, now: dt.datetime | None = None) -> UserInfo | None:
-    """The user when `password` is right and the user enabled; None otherwise (audited as `signin_failed`).
+def authenticate(engine: Engine, username: str, password: str, now: dt.datetime | None = None, *,
+                 address: str | None = None, limits: AuthSettings | None = None) -> UserInfo | None:
+    """The user when `password` is right and the user enabled; None otherwise.
 
-    Raises `SignInLocked` (audited as `signin_locked`) while the username is locked out, whatever the password.
+    Raises `SignInLocked` while a limit refuses the attempt (of the name, of the client `address`, or of
+    everyone; `limits` default to the `auth` settings' defaults), whatever the password. The password is checked
+    with no transaction open: the attempt is counted in one short write transaction before the check and, for a
+    user, its outcome written in another, so sign-ins never hold the database's write lock while argon2 runs.
     """
     now = now or utcnow()
+    limits = limits or AuthSettings()
+    address = (address or "").strip() or signin_limits.UNKNOWN_ADDRESS
     name = (username or "").strip()
-    locked: dt.datetime | None = None
-    user: UserInfo | None = None
-    # One write transaction: on SQLite concurrent attempts queue at BEGIN IMMEDIATE, so the count is exact.
+    possible = USERNAME_RE.fullmatch(name) is not None  # else perhaps a password typed in the wrong box
+    limited = name if possible else None
+    # Refused attempts are found without a write: a flood of them never takes the write lock (but once a second).
+    with read_session(engine) as session:
+        refusal = signin_limits.check(session, limits=limits, name=limited, address=address, now=now)
+        known = refusal is not None and refusal.scope == signin_limits.NAME and _row(session, name) is not None
+        flush = refusal is not None and signin_limits.note_refusal(session, refusal, target=name if known else None)
+    if refusal is not None:
+        if flush:
+            with write_session(engine) as session:
+                signin_limits.flush_refusals(session, limits, now)
+        raise SignInLocked(name, refusal.retry_at, now, scope=refusal.scope)
     with write_session(engine) as session:
-        if not USERNAME_RE.fullmatch(name):
-            # Not a possible username (perhaps a password typed in the wrong box): not written to the audit.
-            _audit(session, actor=ANONYMOUS, action=SIGNIN_FAILED, target=None, details={"why": "invalid username"},
-                   now=now)
+        row = _row(session, name) if possible else None
+        refusal = signin_limits.reserve(session, limits, name=limited, known=row is not None, address=address,
+                                        now=now)
+    if refusal is not None:
+        raise SignInLocked(name, refusal.retry_at, now, scope=refusal.scope)
+
+    # The slow part, outside any transaction: unknown names cost one check too, so timing reveals no names.
+    right = verify_password(row.password_hash if row is not None else _dummy_hash(), password)
+    new_hash = hash_password(password) if right and row is not None and needs_rehash(row.password_hash) else None
+
+    if row is None:  # already counted as an unknown name by `reserve`
+        return None
+    with write_session(engine) as session:
+        current = _row(session, name)  # changed since the check (password reset, disabled, removed)?
+        if current is None:
+            signin_limits.failed_unknown(session, limits, address=address, now=now)
             return None
-        locked = _locked_until(session, name, now)
-        if locked is not None:
-            _audit(session, actor=ANONYMOUS, action=SIGNIN_LOCKED, target=name,
-                   details={"retry_at": locked.isoformat(timespec="seconds")}, now=now)
+        if not right or current.password_hash != row.password_hash:
+            why = "wrong password"
+        elif current.disabled:
+            why = "disabled"
         else:
-            row = _row(session, name)
-            if row is None:
-                verify_password(_dummy_hash(), password)
-                why = "unknown user"
-            elif not verify_password(row.password_hash, password):
-                why = "wrong password"
-            elif row.disabled:
-                why = "disabled"
-            else:
-                why = None
-                if needs_rehash(row.password_hash):
-                    row = repo.update_user(session, row.id, password_hash=hash_password(password))
-                user = _info(row)
-                _audit(session, actor=name, action=SIGNIN, target=name, details={"role": row.role}, now=now)
-            if why is not None:
-                _audit(session, actor=ANONYMOUS, action=SIGNIN_FAILED, target=name, details={"why": why}, now=now)
-    if locked is not None:  # raised after the commit, so that the refused attempt stays audited
-        raise SignInLocked(name, locked, now)
-    return user
+            if new_hash is not None:
+                current = repo.update_user(session, current.id, password_hash=new_hash)
+            signin_limits.succeeded(session, name=name, address=address, now=now)
+            _audit(session, actor=name, action=SIGNIN, target=name, details={"role": current.role}, now=now)
+            return _info(current)
+        _audit(session, actor=ANONYMOUS, action=SIGNIN_FAILED, target=name,
+               details={"why": why, "address": address}, now=now)
+        return None
 
 
 def record_sign_out(engine: Engine, username: str) -> None:

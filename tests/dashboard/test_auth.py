@@ -12,6 +12,7 @@ from roadwork.clock import utcnow
 from roadwork.dashboard import auth, context, services
 from roadwork.db import repo
 from roadwork.platform import users
+from roadwork.settings import AuthSettings
 from tests.dashboard.conftest import Login, add_user, app, page_text, sign_in, table
 
 PAGE_TITLES = {"Overview", "Models", "Deployments", "Users"}
@@ -83,11 +84,28 @@ def test_right_password_signs_in_and_shows_the_overview(seeded_home, operator, r
 
 def test_lock_out_after_five_failures_is_shown_with_when_to_retry(seeded_home, operator) -> None:
     at = app().run()
-    for _ in range(users.MAX_FAILURES):
+    for _ in range(AuthSettings().max_failures_per_name):
         submit_sign_in(at, operator.username, "a wrong guess")
     submit_sign_in(at, operator.username, operator.password)
     assert len(at.error) == 1 and at.error[0].value.startswith("Too many failed sign-ins for 'olivia': try again in")
     assert shows_sign_in_form(at)
+
+
+def test_the_limit_per_address_from_the_settings_is_shown_without_telling_which_names_exist(
+        seeded_home, operator, read_db, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROADWORK_AUTH__MAX_FAILURES_PER_ADDRESS", "3")
+    at = app().run()
+    for name in ("admin", "root", "guest"):  # unknown names
+        submit_sign_in(at, name, "a wrong guess")
+        assert [e.value for e in at.error] == ["Wrong username or password."]
+    submit_sign_in(at, operator.username, operator.password)  # a real user, from the same (unknown) address
+    assert len(at.error) == 1
+    assert at.error[0].value.startswith("Too many failed sign-ins from this address: try again in 900 s")
+    assert shows_sign_in_form(at) and auth.SESSION_KEY not in at.session_state
+    # One audit event for the first unknown name; the rest (and the refusal) are counted, to be summed up later.
+    assert audit_actions(read_db) == ["signin_failed"]
+    with read_db() as session:
+        assert repo.get_signin_count(session, "address", "unknown").unknown == 2
 
 
 def test_sign_out(seeded_home, operator, read_db) -> None:

@@ -14,7 +14,7 @@ EXPECTED_TABLES = {
     "model_versions", "aliases", "alias_events", "evaluations", "condition_metrics", "job_runs",
     "scheduler_commands", "scheduler_lease", "apscheduler_jobs", "leaderboard_snapshots", "leaderboard_rows",
     "ab_tests", "ab_results", "hard_negative_sets", "hard_negative_items", "users", "audit_events", "ablation_studies", "ablation_rows",
-    "deploy_lock", "deploy_intents",
+    "deploy_lock", "deploy_intents", "signin_limits",
 }
 
 
@@ -22,10 +22,10 @@ def test_upgrade_from_empty_creates_the_whole_schema(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     assert current_revision(engine) is None
     migrate(engine)
-    assert current_revision(engine) == "0004_deploy_lock"
+    assert current_revision(engine) == "0006_signin_limits"
     assert EXPECTED_TABLES <= set(inspect(engine).get_table_names())
     migrate(engine)  # idempotent
-    assert current_revision(engine) == "0004_deploy_lock"
+    assert current_revision(engine) == "0006_signin_limits"
 
 
 def test_migrations_match_the_models(tmp_path: Path) -> None:
@@ -60,5 +60,5 @@ def test_a_database_behind_the_scripts_is_upgraded_and_one_at_head_is_left_alone
     migrate(engine, "0002")
     assert not at_head(engine) and "ablation_studies" not in inspect(engine).get_table_names()
     migrate(engine)
-    assert at_head(engine) and current_revision(engine) == "0004_deploy_lock"
+    assert at_head(engine) and current_revision(engine) == "0006_signin_limits"
     assert "ablation_studies" in inspect(engine).get_table_names()

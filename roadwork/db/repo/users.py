@@ -1,6 +1,6 @@
-"""Dashboard users and the audit counts their sign-in lock-out is decided by.
+"""Dashboard users.
 
-The rules (roles, password hashing, who may change whom, the lock-out) live in `platform.users`; here only the
+The rules (roles, password hashing, who may change whom) live in `platform.users`; here only the
 rows. A `UserRecord` carries the password hash, for `platform.users` to verify: it is never shown, logged or
 audited (and left out of the record's repr).
 """
@@ -75,25 +75,3 @@ def update_user(session: Session, user_id: int, *, role: str | None = None, pass
             setattr(row, name, value)
     session.flush()
     return _record(row)
-
-
-# --- the sign-in lock-out's counts (audit events about a username) ---------------------------------------------
-
-
-def newest_audit_time(session: Session, *, target: str, actions: tuple[str, ...], upto: dt.datetime
-                      ) -> dt.datetime | None:
-    """When the newest audit event about `target` of one of these actions, at or before `upto`, was created."""
-    a = m.AuditEvent
-    return session.scalar(select(func.max(a.created_at))
-                          .where(a.target == target, a.action.in_(actions), a.created_at <= upto))
-
-
-def audit_times(session: Session, *, target: str, action: str, after: dt.datetime, upto: dt.datetime
-                ) -> list[dt.datetime]:
-    """When each audit event of `action` about `target` with after < created_at <= upto was created, oldest
-    first."""
-    a = m.AuditEvent
-    query = (select(a.created_at).where(a.action == action, a.target == target, a.created_at > after,
-                                        a.created_at <= upto)
-             .order_by(a.created_at))
-    return list(session.scalars(query))

@@ -31,12 +31,13 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from roadwork.clock import utcnow
 from roadwork.cron import cron_trigger
 from roadwork.settings import Settings
 from roadwork.db import repo
-from roadwork.db.engine import read_session, write_session
+from roadwork.db.engine import is_locked_error, read_session, retry_when_locked, write_session
 from roadwork.platform.events import EventForwarder
 from roadwork.platform.jobs import catalog
 from roadwork.platform.jobs.catalog import JOBS
@@ -110,10 +111,18 @@ class SchedulerService:
         last_beat = utcnow()
         while not self._stop.is_set():
             if (utcnow() - last_beat).total_seconds() >= opts.heartbeat_s:
-                if not self.heartbeat():
+                try:
+                    renewed = self.heartbeat()
+                except OperationalError as exc:  # still locked after the retries: try again at the next beat
+                    if not is_locked_error(exc):
+                        raise
+                    log.error("scheduler heartbeat: the database stayed locked; trying again next beat")
+                    renewed = None
+                if renewed is False:
                     log.error("lost the scheduler lease to another process; stopping")
                     break
-                last_beat = utcnow()
+                if renewed:
+                    last_beat = utcnow()
             self.apply_pending_commands()
             self.events.forward()
             if deadline is not None and utcnow() >= deadline:
@@ -136,8 +145,11 @@ class SchedulerService:
             )
 
     def heartbeat(self) -> bool:
-        with write_session(self.engine) as session:
-            return repo.renew_lease(session, self.holder)
+        def renew() -> bool:
+            with write_session(self.engine) as session:
+                return repo.renew_lease(session, self.holder)
+
+        return retry_when_locked(renew, what="scheduler heartbeat")
 
     # --- run records -------------------------------------------------------------------------------------------
     @staticmethod
