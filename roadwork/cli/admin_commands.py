@@ -58,7 +58,8 @@ def dashboard(
     """Start the web dashboard (Streamlit)."""
     settings = current_settings()
     migrated_engine(settings)  # migrate before the first page asks
-    script = Path(__file__).parent.parent / "dashboard" / "app.py"
+    # server.py serves dashboard/app.py through Streamlit, without the unauthenticated /_stcore/metrics
+    script = Path(__file__).parent.parent / "dashboard" / "server.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(script),
            "--server.port", str(port or settings.dashboard_port),
            "--server.address", settings.dashboard_address,
