@@ -305,7 +305,7 @@ def test_hard_negatives_show_counts_and_a_gallery(ops_home) -> None:
     assert sorted(zip(counts["value"], counts["confident_mistake"], counts["uncertain"], strict=True)) == [
         ("Clear", 2, 2), ("Rain", 2, 2), ("unknown", 0, 1)]
 
-    captions = [c for image in at.get("image") for c in image.captions]
+    captions = [rendered(c) for image in at.get("image") for c in image.captions]
     assert len(captions) == len(ops_home.pool_ids) == 8  # every item found in the pool has a thumbnail
     assert all(any(c.startswith(rid[:40]) for c in captions) for rid in ops_home.pool_ids)
     assert ops_home.missing_id in shown_text(at)  # the item missing from the pool is shown by id

@@ -83,6 +83,6 @@ for start in range(0, len(on_page), GRID):
     for column, item in zip(st.columns(GRID), on_page[start: start + GRID], strict=False):
         caption = f"{item.score:.3f} · {item.reason}" + ("" if item.label is None else f" · label {item.label}")
         if item.record_id in thumbs:
-            column.image(thumbs[item.record_id], caption=f"{item.record_id[:40]} · {caption}", width="stretch")
+            column.image(thumbs[item.record_id], caption=fmt.md(f"{item.record_id[:40]} · {caption}"), width="stretch")
         else:
             column.markdown(f"{fmt.md(item.record_id)}  \n{fmt.md(caption)}")
