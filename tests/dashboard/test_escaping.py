@@ -14,7 +14,12 @@ from roadwork.db import repo
 from roadwork.db.engine import make_engine, write_session
 from roadwork.settings import load_settings
 from tests.conftest import ROOT
-from tests.dashboard.conftest import OPS_VIEWER, MARKDOWN_TEXT_KINDS, active_markup, rendered
+from tests.dashboard.conftest import (
+    MARKDOWN_TEXT_KINDS,
+    OPS_VIEWER,
+    active_markup,
+    rendered,
+)
 
 HOSTILE_IDS = [
     "cone`](https://evil.example/x.png)`",  # breaks out of an inline code span
