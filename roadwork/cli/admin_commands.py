@@ -55,7 +55,7 @@ def settings_show(as_json: JsonOpt = False) -> None:
 def dashboard(
     port: Annotated[int | None, typer.Option(help="Port (default: the dashboard_port setting).")] = None,
 ) -> None:
-    """Start the web dashboard (Streamlit)."""
+    """Start the web dashboard (Streamlit, without its unauthenticated /_stcore/metrics endpoint)."""
     settings = current_settings()
     migrated_engine(settings)  # migrate before the first page asks
     # server.py serves dashboard/app.py through Streamlit, without the unauthenticated /_stcore/metrics
