@@ -10,9 +10,11 @@ error, so it is not committed by accident.
 from __future__ import annotations
 
 import os
+import re
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -121,10 +123,16 @@ class ModelAgeSettings(_Section):
 
 
 class EventsSettings(_Section):
-    webhook_url: str | None = Field(
-        None, description="URL that receives every event as Slack-compatible JSON ({\"text\": ...}). Empty: none."
+    webhook_url: SecretStr | None = Field(
+        None,
+        description="URL that receives every event as Slack-compatible JSON ({\"text\": ...}). Empty: none. "
+        "A secret (whoever has it can post): shown as its scheme and host only, never written into run folders.",
     )
     timeout_s: float = Field(5.0, gt=0, description="Timeout of one webhook call.")
+
+    def webhook(self) -> str | None:
+        """The webhook URL in clear, for the one place that calls it; None when unset or empty."""
+        return (self.webhook_url.get_secret_value() or None) if self.webhook_url is not None else None
 
 
 class PublishSettings(_Section):
@@ -276,9 +284,10 @@ class Settings(BaseSettings):
         """Settings as JSON-able data with every secret masked, for logs, run records and `settings show`."""
         data = self.model_dump(mode="json")
         for name in SECRET_FIELDS:
-            data[name] = "**********" if getattr(self, name) is not None else None
+            data[name] = MASK if getattr(self, name) is not None else None
         data["database_url"] = _mask_url_password(self.db_url)
-        return data
+        data["events"]["webhook_url"] = mask_url(self.events.webhook())
+        return _mask_all_credentials(data)
 
     @classmethod
     def settings_customise_sources(
@@ -306,6 +315,35 @@ class _YamlSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         file = _settings_file.get()
         return _read_yaml(file) if file is not None else {}
+
+
+MASK = "**********"
+# scheme://user:password@ anywhere in a string (a database URL, an endpoint with basic auth in it)
+_CREDENTIALS = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*):(?P<password>[^@/\s]*)@")
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@host` URL in it replaced by `***`."""
+    return _CREDENTIALS.sub(lambda m: f"{m['head']}:***@", text)
+
+
+def mask_url(url: str | None) -> str | None:
+    """A capability URL (its path or query is the secret) as its scheme and host only: `https://host/**********`."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}/{MASK}" if parts.scheme and host else MASK
+
+
+def _mask_all_credentials(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_credentials(value)
+    if isinstance(value, dict):
+        return {k: _mask_all_credentials(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_all_credentials(v) for v in value]
+    return value
 
 
 def _mask_url_password(url: str) -> str:

@@ -12,9 +12,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def roadwork(home: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run the command line as a user does: a fresh process, `home` as ROADWORK_HOME, no other ROADWORK_ settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")}
+def roadwork(home: Path, *args: str, check: bool = True, timeout: float = 600,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the command line as a user does: a fresh process, `home` as ROADWORK_HOME, no other ROADWORK_ settings
+    but those in `env`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")} | (env or {})
     env["ROADWORK_HOME"] = str(home)
     done = subprocess.run([sys.executable, "-m", "roadwork.cli", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)

@@ -55,10 +55,11 @@ def settings_show(as_json: JsonOpt = False) -> None:
 def dashboard(
     port: Annotated[int | None, typer.Option(help="Port (default: the dashboard_port setting).")] = None,
 ) -> None:
-    """Start the web dashboard (Streamlit)."""
+    """Start the web dashboard (Streamlit, without its unauthenticated /_stcore/metrics endpoint)."""
     settings = current_settings()
     migrated_engine(settings)  # migrate before the first page asks
-    script = Path(__file__).parent.parent / "dashboard" / "app.py"
+    # server.py serves dashboard/app.py through Streamlit, without the unauthenticated /_stcore/metrics
+    script = Path(__file__).parent.parent / "dashboard" / "server.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(script),
            "--server.port", str(port or settings.dashboard_port),
            "--server.address", settings.dashboard_address,

@@ -30,8 +30,9 @@ def current_settings() -> Settings:
 
 def migrated_engine(settings: Settings) -> Engine:
     """The registry engine, migrated first: migrations are applied at every process start."""
-    from roadwork.db.engine import get_engine, migrate
+    from roadwork.db.engine import create_private_dir, get_engine, migrate
 
+    create_private_dir(settings.home)  # 0700 when this creates it: the database, run records and logs live there
     engine = get_engine(settings.db_url)
     migrate(engine)
     return engine

@@ -15,7 +15,7 @@ import typer
 
 from roadwork.cli.context import current_settings, migrated_engine
 from roadwork.cli.jobs_commands import WaitOpt, print_command, submit
-from roadwork.cli.output import JsonOpt, emit_json, err, local, out, table
+from roadwork.cli.output import JsonOpt, emit_json, err, labelled, local, out, table
 
 challenge_app = typer.Typer(help="Challenges as validators build them.", no_args_is_help=True)
 ab_app = typer.Typer(help="A/B tests: two versions on the same replay stream.", no_args_is_help=True)
@@ -185,8 +185,6 @@ def standings(
     good snapshot is kept."""
     import logging
 
-    from rich.markup import escape
-
     from roadwork.platform.standings import StandingsError, standings_report
 
     logging.getLogger("roadwork.platform.standings").addHandler(logging.NullHandler())  # the error line says it all
@@ -194,7 +192,7 @@ def standings(
     try:
         report = standings_report(migrated_engine(settings), settings, refresh=refresh)
     except StandingsError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        err.print(labelled("error:", str(exc)), highlight=False)
         raise typer.Exit(2) from None
     if as_json:
         emit_json(report)
@@ -213,4 +211,4 @@ def standings(
         ["taken at", local(dt.datetime.fromisoformat(report["taken_at"]))],
     ])
     if report["stale"]:
-        err.print("[yellow]stale:[/yellow] the latest poll failed; these numbers are from the last good snapshot.")
+        err.print(labelled("stale:", "the latest poll failed; these numbers are from the last good snapshot.", "yellow"))

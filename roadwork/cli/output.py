@@ -12,11 +12,14 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from roadwork.clock import to_local
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# No markup or emoji codes: what the commands print is mostly stored text (reasons, names, errors), and a
+# reason such as "[red]x[/red]" or ":boom:" must print as written. Our own colours go through `labelled`.
+out = Console(soft_wrap=True, markup=False, emoji=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, emoji=False)
 NO_VALUE = "—"  # what a table shows for a value that is not there (the dashboard's tables show the same)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -57,7 +60,12 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     out.print(t)
 
 
+def labelled(label: str, text: str, style: str = "red") -> Text:
+    """`label` in `style`, then `text` exactly as given (never read as markup)."""
+    return Text.assemble((label, style), " ", text)
+
+
 def exit_with_error(exc: BaseException) -> NoReturn:
     """One clear line on stderr and exit status 2: a known error is the user's to fix, a traceback would hide it."""
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    err.print(labelled("error:", str(exc)), highlight=False)
     sys.exit(2)

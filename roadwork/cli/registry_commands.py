@@ -12,7 +12,16 @@ import typer
 
 from roadwork.cli.context import actor, current_settings, migrated_engine
 from roadwork.cli.jobs_commands import WaitOpt, print_command, submit
-from roadwork.cli.output import JsonOpt, emit_json, err, jsonable, local, out, table
+from roadwork.cli.output import (
+    JsonOpt,
+    emit_json,
+    err,
+    jsonable,
+    labelled,
+    local,
+    out,
+    table,
+)
 
 
 def _print_deploy(result, as_json: bool, verb: str) -> None:  # noqa: ANN001
@@ -58,7 +67,6 @@ def versions(
     best epoch), of the latest evaluation of the validation split, and of the latest validator-style replay."""
     from roadwork.db import repo
     from roadwork.db.engine import read_session
-
     from roadwork.platform.registry.reconcile import reconcile
 
     settings = current_settings()
@@ -106,7 +114,6 @@ def history(
     """The alias history: every deploy and rollback, who, when, why."""
     from roadwork.db import repo
     from roadwork.db.engine import read_session
-
     from roadwork.platform.registry.reconcile import reconcile
 
     settings = current_settings()
@@ -170,7 +177,7 @@ def predict(
         try:
             score: float | None = predictor.predict_bytes(image.read_bytes(), is_base64=b64)
         except (OSError, BadImageError) as exc:
-            err.print(f"[red]error:[/red] {image}: {exc}", highlight=False)
+            err.print(labelled("error:", f"{image}: {exc}"), highlight=False)
             score, failed = None, failed + 1
         results.append({"image": str(image), "score": score})
         if not as_json and score is not None:

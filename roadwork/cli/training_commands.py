@@ -13,17 +13,24 @@ import typer
 from rich.table import Table
 
 from roadwork.cli.context import actor, current_settings, migrated_engine
-from roadwork.cli.output import JsonOpt, emit_json, err, local, out, table
+from roadwork.cli.output import JsonOpt, emit_json, err, labelled, local, out, table
 
 
 def train(
     config: Annotated[Path, typer.Option("--config", help="Training preset, e.g. configs/tiny.yaml.")],
     data: Annotated[Path | None, typer.Option(help="Dataset (parquet file or folder); default: data.path of the config.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Override optim.epochs.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the newest interrupted run from its last finished epoch.")] = False,
+    resume: Annotated[bool, typer.Option(
+        help="Continue the interrupted run (killed while training, calibrating or registering) from its last "
+             "finished epoch and register it; refuses, listing them, when there are several: add --run.")] = False,
+    run: Annotated[str | None, typer.Option(
+        "--run", metavar="RUN_ID", help="The interrupted run to continue (implies --resume): its folder name under "
+                                        "<home>/runs, as --resume lists them.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a model and register it as a candidate version (the champion is its parent).
+
+    The run's folder is <home>/runs/<RUN_ID> (settings with secrets masked, config, checkpoint).
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N -m roadwork.cli train --config ...` (rank 0 registers)."""
     from roadwork.platform.training import train_and_register
@@ -34,11 +41,11 @@ def train(
     engine = migrated_engine(settings)
     log = (lambda s: err.print(s)) if as_json else out.print
     version, result = train_and_register(engine, settings, cfg, data_path=data, actor=actor(),
-                                         show_progress=not as_json, log=log, resume=resume)
+                                         show_progress=not as_json, log=log, resume=resume, run_id=run)
     if version is None:  # a torchrun rank other than 0
         return
     if as_json:
-        emit_json({"version": version, "seconds": round(result.seconds, 2)})
+        emit_json({"version": version, "run": result.checkpoint_dir.parent.name, "seconds": round(result.seconds, 2)})
     else:
         out.print(f"registered {version.label} (id {version.id}): val MCC {result.metrics['val_mcc']:.3f}, "
                   f"accuracy {result.metrics['val_accuracy']:.3f} in {result.seconds:.0f} s")
@@ -181,7 +188,7 @@ def _print_ablation(study) -> None:  # noqa: ANN001 - db.repo.ablations.Ablation
     out.print(f"data {(study.data_fingerprint or 'unknown')[:12]}, {study.config['optim']['epochs']} epochs, "
               f"trained {sum(r.seconds for r in study.rows):.0f} s" + (f"; not run: {', '.join(missing)}" if missing else ""))
     if study.error:
-        out.print(f"[red]failed:[/red] {study.error}", highlight=False)
+        out.print(labelled("failed:", str(study.error)), highlight=False)
 
 
 def ablate(

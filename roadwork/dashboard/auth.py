@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 
 from roadwork.clock import utcnow
 from roadwork.dashboard import context
+from roadwork.dashboard import formatting as fmt
 from roadwork.platform import users
 
 SESSION_KEY = "auth_user"
@@ -100,7 +101,7 @@ def sign_in_form() -> SignedIn | None:
         st.info(FIRST_RUN_HELP, icon=":material/info:")
     notice = st.session_state.get(NOTICE_KEY)
     if notice:
-        st.warning(notice, icon=":material/lock_clock:")
+        st.warning(fmt.md(notice), icon=":material/lock_clock:")
     # clear_on_submit: the browser empties the form after each attempt; once signed in, the form (and its
     # widget state) is gone.
     with st.form("signin_form", clear_on_submit=True):
@@ -114,7 +115,7 @@ def sign_in_form() -> SignedIn | None:
         user = users.authenticate(engine, username, password, address=client_address(),
                                   limits=context.settings().auth)
     except users.SignInLocked as exc:
-        st.error(str(exc), icon=":material/lock:")
+        st.error(fmt.md(exc), icon=":material/lock:")
         return None
     if user is None:
         st.error("Wrong username or password.", icon=":material/error:")
@@ -166,7 +167,7 @@ def sign_out_button() -> None:
     user = current_user()
     if user is None:
         return
-    st.sidebar.caption(f"Signed in as **{user.username}** ({user.role})")
+    st.sidebar.caption(f"Signed in as **{fmt.md(user.username)}** ({user.role})")
     if st.sidebar.button("Sign out", key="auth_sign_out", icon=":material/logout:"):
         users.record_sign_out(_engine(), user.username)
         sign_out()

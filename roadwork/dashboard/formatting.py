@@ -49,3 +49,18 @@ def training_mcc(metrics: dict[str, Any]) -> float | None:
 
 def first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+
+
+# Every ASCII character that Markdown, GitHub autolinks, Streamlit's directives (`:red[...]`, `:material/x:`,
+# emoji shortcodes) or KaTeX (`$...$`) give a meaning to. A backslash before any ASCII punctuation is a literal
+# character in CommonMark, so an escaped string renders exactly as written: no link, image, code span, HTML.
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~:$&\"'=/@%;?^")
+
+
+def md(text: object) -> str:
+    """`text` (any stored or user-provided value) made safe to put into markdown: it shows as the same plain text.
+
+    Use it for every stored string a page puts into st.markdown, captions, alerts, labels and titles (record ids,
+    reasons, user names, tags, paths, error messages). Line breaks become spaces: one value stays one line."""
+    value = " ".join(str(text).splitlines())
+    return "".join(f"\\{c}" if c in _MARKDOWN_SPECIAL else c for c in value)

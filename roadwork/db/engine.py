@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -46,12 +47,29 @@ def _sqlite_begin(conn) -> None:  # noqa: ANN001
     conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
 
+def create_private_dir(path: Path) -> None:
+    """Create the folder `path` (the home) as 0700 if it does not exist; an existing one keeps its mode."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another process created it first
+            path.mkdir(mode=0o700)
+
+
+def create_private_file(path: Path) -> None:
+    """Create the SQLite file `path` readable by its owner only (0600; it holds password hashes and the audit
+    trail), in a folder made 0700 when this creates it. SQLite gives its -wal and -shm files the database's
+    mode. An existing file or folder keeps the mode its owner gave it."""
+    create_private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     """A new engine for `url`; SQLite files get their directory created and the pragmas applied."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(parsed.database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)

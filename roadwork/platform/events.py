@@ -35,6 +35,12 @@ def post_webhook(url: str, text: str, timeout_s: float) -> None:
     response.raise_for_status()
 
 
+def _failure(exc: requests.RequestException) -> str:
+    if exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    return type(exc).__name__
+
+
 class EventForwarder:
     """Forwards notable audit events written after it was primed (no replay of old history on start)."""
 
@@ -55,7 +61,8 @@ class EventForwarder:
             try:
                 post_webhook(self.url, format_event(event), self.timeout_s)
             except requests.RequestException as exc:
-                log.warning("webhook failed for event %s (will retry): %s", event.id, exc)
+                # requests puts the URL into its messages, and the URL is a secret: say what failed, not where
+                log.warning("webhook failed for event %s (will retry): %s", event.id, _failure(exc))
                 return sent
             self.last_id, sent = event.id, sent + 1
         self.last_id = newest  # everything up to `newest` is sent or not notable

@@ -18,11 +18,13 @@ from roadwork.db import repo
 from roadwork.db.engine import read_session
 from roadwork.platform import mining
 from roadwork.platform.evaluation.validation import resolve_data_path
+from roadwork.platform.registry.faults import fault_point
 from roadwork.platform.registry.service import register_version
 from roadwork.trainer.config import TrainConfig
 from roadwork.trainer.data.readers import canonical_source
 from roadwork.trainer.loop.distributed import rank_from_env
 from roadwork.trainer.loop.ensemble import EnsembleResult, train_ensemble
+from roadwork.trainer.loop.state import RESUME_DIR, clear_state
 from roadwork.trainer.loop.train import TrainResult, train
 
 CALIBRATION_REPLAY = 400  # challenges in the replay the calibration is fitted on, and in the held-out one
@@ -80,19 +82,52 @@ def new_run_dir(settings: Settings) -> Path:
     return settings.home / "runs" / utcnow().strftime("%Y%m%dT%H%M%S%fZ")
 
 
-def resumable_run(settings: Settings) -> Path:
-    """The newest run folder whose training was interrupted (resumable state, no registered version)."""
-    runs = sorted((settings.home / "runs").glob("*/checkpoint/.resume/state.json"), key=lambda p: p.stat().st_mtime)
-    runs = [p.parents[2] for p in runs if not (p.parents[2] / "version.json").exists()]
+class ResumeError(ValueError):
+    """`--resume` cannot tell which run to continue, or the run it was given cannot be continued."""
+
+
+def interrupted_runs(settings: Settings) -> list[Path]:
+    """Run folders whose training left resumable state and that registered no version, oldest first.
+
+    A run keeps its state until its version is registered, so a run killed during calibration or registration
+    is among them too (resuming it rebuilds the checkpoint from the state and registers it)."""
+    states = (settings.home / "runs").glob(f"*/checkpoint/{RESUME_DIR}/state.json")
+    runs = [p.parents[2] for p in states if not (p.parents[2] / "version.json").exists()]
+    return sorted(runs, key=lambda run: run.name)
+
+
+def resumable_run(settings: Settings, run_id: str | None = None) -> Path:
+    """The run `run_id` continues (a folder name under `<home>/runs`), or without one the only interrupted run.
+
+    Raises `ResumeError` when there are several (naming them) or when `run_id` is not an interrupted run, and
+    FileNotFoundError when there is none."""
+    root = settings.home / "runs"
+    runs = interrupted_runs(settings)
+    listed = ", ".join(run.name for run in runs) or "none"
+    if run_id is not None:
+        run = root / run_id
+        if run in runs:
+            return run
+        if Path(run_id).name != run_id or not run.is_dir():
+            raise ResumeError(f"no training run '{run_id}' under {root}; interrupted runs: {listed}")
+        if (run / "version.json").exists():
+            registered = json.loads((run / "version.json").read_text())
+            raise ResumeError(f"run '{run_id}' finished and is registered as version {registered.get('version')}; "
+                              "nothing to resume")
+        raise ResumeError(f"run '{run_id}' has no resumable state (it never finished an epoch); "
+                          f"interrupted runs: {listed}")
     if not runs:
-        raise FileNotFoundError(f"no interrupted training run to resume under {settings.home / 'runs'}")
-    return runs[-1]
+        raise FileNotFoundError(f"no interrupted training run to resume under {root}")
+    if len(runs) > 1:
+        raise ResumeError(f"{len(runs)} interrupted training runs under {root}: {listed}; "
+                          "name the one to continue with --run RUN_ID")
+    return runs[0]
 
 
 def start_run(
     engine: Engine, settings: Settings, config: TrainConfig, data_path: Path | None,
     hard_negative_set_id: int | None, use_latest_hard_negatives: bool, log: Callable[[str], None],
-    resume: bool = False,
+    resume: bool = False, run_id: str | None = None,
 ) -> Run:
     """Resolve the data and the hard negatives, and open the run folder (settings.json, config.json)."""
     path = Path(data_path) if data_path else resolve_data_path(settings, config.data.path)
@@ -101,8 +136,9 @@ def start_run(
         hard_set, hard_ids = choose_hard_negatives(session, champion, hard_negative_set_id, use_latest_hard_negatives)
     # The config as run records the data it actually used.
     config = config.model_copy(update={"data": config.data.model_copy(update={"path": canonical_source(path)})})
-    run_dir = resumable_run(settings) if resume else new_run_dir(settings)
+    run_dir = resumable_run(settings, run_id) if resume else new_run_dir(settings)
     run_dir.mkdir(parents=True, exist_ok=True)
+    # public_dict masks every secret (tokens, the webhook URL, passwords in URLs): a run folder is shared freely
     (run_dir / "settings.json").write_text(json.dumps(settings.public_dict(), indent=2))
     (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     if hard_set is not None:
@@ -154,6 +190,7 @@ def train_and_register(
     hard_negative_set_id: int | None = None,
     use_latest_hard_negatives: bool = True,
     resume: bool = False,
+    run_id: str | None = None,
 ) -> tuple[repo.Version | None, TrainResult]:
     """Train, calibrate, store the checkpoint by content, and add a candidate version whose parent is the champion.
 
@@ -163,21 +200,28 @@ def train_and_register(
 
     Hard negatives: the records of set `hard_negative_set_id` (by default, with `use_latest_hard_negatives`, the
     newest set mined with the current champion) are seen `settings.mining.oversample` times per epoch, and the
-    set is recorded in the version's lineage. `resume` continues the newest interrupted run. Under torchrun,
-    ranks other than 0 return (None, result)."""
+    set is recorded in the version's lineage. Under torchrun, ranks other than 0 return (None, result).
+
+    Resume: `resume` continues run `run_id`, or without one the only interrupted run (`resumable_run`). The
+    run's resumable state is removed only once its version is registered, so a run killed while calibrating or
+    registering is resumed too, and then registered."""
     run = start_run(engine, settings, config, data_path, hard_negative_set_id, use_latest_hard_negatives, log,
-                    resume=resume)
-    if resume:
-        log(f"resuming {run.run_dir.name}")
-    result = train(run.config, run.path, run.run_dir / "checkpoint", hard_negative_ids=run.hard_ids,
-                   oversample=settings.mining.oversample, resume=resume, show_progress=show_progress, log=log)
+                    resume=resume or run_id is not None, run_id=run_id)
+    checkpoint_dir = run.run_dir / "checkpoint"
+    if resume or run_id is not None:
+        log(f"resuming run {run.run_dir.name} ({run.run_dir})")
+    result = train(run.config, run.path, checkpoint_dir, hard_negative_ids=run.hard_ids,
+                   oversample=settings.mining.oversample, resume=resume or run_id is not None, keep_state=True,
+                   show_progress=show_progress, log=log)
     if rank_from_env()[0] != 0:
         return None, result  # under torchrun only rank 0 saved a checkpoint; it registers the version
+    fault_point("after_checkpoint")
     metrics = result.metrics | {"n_train": result.n_train, "n_val": result.n_val,
                                 "train_seconds": round(result.seconds, 2), "skipped_rows": result.read_report.skipped}
     version = calibrate_and_register(engine, settings, run, result.checkpoint_dir, metrics,
                                      data_fingerprint=result.data_fingerprint, actor=actor, log=log,
                                      calibration_replay=calibration_replay)
+    clear_state(checkpoint_dir)  # registered (and version.json written): nothing left to resume
     return version, result
 
 

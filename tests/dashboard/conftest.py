@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import streamlit as st
 from argon2 import PasswordHasher
+from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
 from roadwork.clock import utcnow
@@ -209,9 +210,36 @@ def app() -> AppTest:
 
 
 def page_text(at: AppTest) -> str:
+    """The page's text elements but warnings, as a reader sees them (markdown rendered), one per line."""
     parts = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "error", "success")
              for e in at.get(kind)]
-    return "\n".join(str(p) for p in parts)
+    return "\n".join(rendered(str(p)) for p in parts)
+
+
+MARKDOWN_TEXT_KINDS = ("title", "subheader", "markdown", "caption", "info", "warning", "error", "success")
+
+
+def _inline_tokens(markdown: str) -> list:  # markdown_it Tokens
+    tokens = []
+    for block in MarkdownIt("commonmark").parse(markdown):
+        tokens += block.children or []
+    return tokens
+
+
+def rendered(markdown: str) -> str:
+    """What a reader sees of `markdown`: its text, with emphasis, code marks and escapes gone."""
+    return "".join("\n" if t.type in ("softbreak", "hardbreak") else t.content for t in _inline_tokens(markdown)
+                   if t.type in ("text", "code_inline", "softbreak", "hardbreak"))
+
+
+def active_markup(markdown: str) -> list[str]:
+    """The links, images and raw HTML that `markdown` would put into the page (none for escaped text)."""
+    return [t.type for t in _inline_tokens(markdown) if t.type in ("link_open", "image", "html_inline", "autolink")]
+
+
+def shown_text(at: AppTest) -> str:
+    """Every markdown text element of the page as a reader sees it, one per line."""
+    return "\n".join(rendered(str(e.value)) for kind in MARKDOWN_TEXT_KINDS for e in at.get(kind))
 
 
 # A read-only st.dataframe keeps no key in the element tree, so tables are found by a column they have.

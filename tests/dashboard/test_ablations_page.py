@@ -20,7 +20,7 @@ from roadwork.db.repo.ablations import AblationRow, AblationStudy
 from roadwork.db.engine import make_engine, write_session
 from roadwork.settings import load_settings
 from roadwork.trainer.config import TrainConfig
-from tests.dashboard.conftest import Login, app, page_text, sign_in
+from tests.dashboard.conftest import Login, app, page_text, rendered, sign_in
 
 PAGE = "views/ablations.py"
 CREATE_COMMAND = "roadwork ablate --config configs/tiny.yaml --components gps_sampling,augmentation --seeds 0,1,2"
@@ -153,8 +153,8 @@ def test_failed_and_running_studies_say_so(empty_home, operator) -> None:
     running, failed = _write(build)
     at = open_page(operator)
     assert at.selectbox(key="ablations_study").value == failed
-    assert len(at.error) == 1 and "RuntimeError: CUDA out of memory" in at.error[0].value
-    assert "0 of 2 components done" in at.error[0].value
+    assert len(at.error) == 1 and "RuntimeError: CUDA out of memory" in rendered(at.error[0].value)
+    assert "0 of 2 components done" in rendered(at.error[0].value)
     assert "Not run: gps_sampling, augmentation." in page_text(at)
     assert list(table(at, "95% CI")["component"]) == ["base"]
     assert not at.get("plotly_chart")  # no variant, no deltas

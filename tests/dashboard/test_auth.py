@@ -13,7 +13,15 @@ from roadwork.dashboard import auth, context, services
 from roadwork.db import repo
 from roadwork.platform import users
 from roadwork.settings import AuthSettings
-from tests.dashboard.conftest import Login, add_user, app, page_text, sign_in, table
+from tests.dashboard.conftest import (
+    Login,
+    add_user,
+    app,
+    rendered,
+    shown_text,
+    sign_in,
+    table,
+)
 
 PAGE_TITLES = {"Overview", "Models", "Deployments", "Users"}
 
@@ -48,7 +56,7 @@ def test_nobody_signed_in_sees_only_the_sign_in_form(seeded_home, operator) -> N
     assert not at.exception, at.exception
     assert shows_sign_in_form(at)
     assert at.text_input(key="signin_password").proto.type == TextInputProto.Type.PASSWORD
-    assert "roadwork-ops:0.2.0" not in page_text(at)  # no page content
+    assert "roadwork-ops:0.2.0" not in shown_text(at)  # no page content
     assert not at.dataframe and not at.metric
     assert not at.sidebar.button  # no sign-out button either
     with pytest.raises(ValueError, match="Could not find a navigation page"):
@@ -63,7 +71,7 @@ def test_first_run_tells_how_to_create_the_first_operator(empty_home) -> None:
 
 def test_wrong_password_shows_an_error_and_stays_signed_out(seeded_home, operator, read_db) -> None:
     at = submit_sign_in(app().run(), operator.username, "not the password")
-    assert [e.value for e in at.error] == ["Wrong username or password."]
+    assert [rendered(e.value) for e in at.error] == ["Wrong username or password."]
     assert shows_sign_in_form(at)
     assert auth.SESSION_KEY not in at.session_state
     assert audit_actions(read_db) == ["signin_failed"]
@@ -73,11 +81,11 @@ def test_right_password_signs_in_and_shows_the_overview(seeded_home, operator, r
     before = utcnow()
     at = submit_sign_in(app().run(), operator.username, operator.password)
     assert "Overview" in titles(at)
-    assert "roadwork-ops:0.2.0" in page_text(at)
+    assert "roadwork-ops:0.2.0" in shown_text(at)
     signed = at.session_state[auth.SESSION_KEY]
     assert (signed.username, signed.role) == (operator.username, "operator")
     assert before + auth.SESSION_LIFETIME <= signed.expires_at <= utcnow() + auth.SESSION_LIFETIME
-    assert f"Signed in as **{operator.username}** (operator)" in [c.value for c in at.sidebar.caption]
+    assert f"Signed in as {operator.username} (operator)" in [rendered(c.value) for c in at.sidebar.caption]
     assert "signin_password" not in at.session_state  # the form is gone, and its password with it
     assert audit_actions(read_db) == ["signin"]
 
@@ -87,7 +95,7 @@ def test_lock_out_after_five_failures_is_shown_with_when_to_retry(seeded_home, o
     for _ in range(AuthSettings().max_failures_per_name):
         submit_sign_in(at, operator.username, "a wrong guess")
     submit_sign_in(at, operator.username, operator.password)
-    assert len(at.error) == 1 and at.error[0].value.startswith("Too many failed sign-ins for 'olivia': try again in")
+    assert len(at.error) == 1 and rendered(at.error[0].value).startswith("Too many failed sign-ins for 'olivia': try again in")
     assert shows_sign_in_form(at)
 
 
@@ -126,7 +134,7 @@ def test_an_expired_session_shows_the_sign_in_form_again(seeded_home, operator) 
     at.run()
     assert not at.exception, at.exception
     assert shows_sign_in_form(at)
-    assert "expired" in at.warning[0].value
+    assert "expired" in rendered(at.warning[0].value)
     assert auth.SESSION_KEY not in at.session_state
 
 
@@ -139,7 +147,7 @@ def test_a_disabled_user_is_signed_out_and_a_changed_role_applies_at_once(seeded
     users.disable_user(engine, viewer.username, operator.username, "left the team")
     at.run()
     assert shows_sign_in_form(at)
-    assert "no longer enabled" in at.warning[0].value
+    assert "no longer enabled" in rendered(at.warning[0].value)
 
 
 # --- viewers and operators -----------------------------------------------------------------------------------
@@ -153,7 +161,7 @@ def test_a_viewer_sees_no_rollback_form_and_cannot_request_one(seeded_home, view
     assert not [s for s in at.selectbox if s.key == "rollback_target"]
     assert not [b for b in at.button if b.key == "rollback_submit"]
     assert "Only an operator can request a rollback." in [c.value for c in at.caption]
-    assert "Users" not in [p for p in page_text(at).splitlines()]
+    assert "Users" not in [p for p in shown_text(at).splitlines()]
 
     to_id = seeded_home.version_ids["0.1.0"]
     with pytest.raises(PermissionError, match="'victor' is a viewer"):
@@ -218,7 +226,7 @@ def test_users_page_as_a_viewer_says_operators_only(seeded_home, viewer) -> None
     at.switch_page("views/users.py").run()  # e.g. the URL typed in
     assert not at.exception, at.exception
     assert [t.value for t in at.title] == ["Users"]
-    assert len(at.error) == 1 and at.error[0].value.startswith("Operators only")
+    assert len(at.error) == 1 and rendered(at.error[0].value).startswith("Operators only")
     assert not at.main.dataframe and not at.main.text_input and not at.main.button
 
 
@@ -236,10 +244,10 @@ def test_users_page_as_an_operator_adds_a_user(seeded_home, operator, read_db) -
     at.text_input(key="users_add_reason").input("new analyst")
     at.button(key="users_add_submit").click().run()
     assert not at.exception, at.exception
-    assert [s.value for s in at.success] == ["User 'newbie' added as viewer."]
+    assert [rendered(s.value) for s in at.success] == ["User 'newbie' added as viewer."]
     shown = next(d.value for d in at.dataframe if "username" in d.value.columns)
     assert list(shown["username"]) == ["newbie", operator.username]
-    assert "newbie-password-1" not in page_text(at) and "$argon2" not in repr(shown.to_dict())
+    assert "newbie-password-1" not in shown_text(at) and "$argon2" not in repr(shown.to_dict())
 
     with read_db() as session:
         [event] = repo.list_audit(session)
@@ -258,7 +266,7 @@ def test_users_page_shows_a_refused_change_and_writes_nothing(seeded_home, opera
     at.text_input(key="users_add_reason").input("new analyst")
     at.button(key="users_add_submit").click().run()
     assert not at.exception, at.exception
-    assert len(at.error) == 1 and "at least 10 characters" in at.error[0].value
+    assert len(at.error) == 1 and "at least 10 characters" in rendered(at.error[0].value)
     assert not at.success
     with read_db() as session:
         assert repo.list_audit(session) == []
@@ -272,18 +280,18 @@ def test_users_page_changes_a_role_resets_a_password_and_disables(seeded_home, o
     at.selectbox(key="users_role_role").select("operator")
     at.text_input(key="users_role_reason").input("on call")
     at.button(key="users_role_submit").click().run()
-    assert [s.value for s in at.success] == [f"User {viewer.username!r} now has the role operator."]
+    assert [rendered(s.value) for s in at.success] == [f"User {viewer.username!r} now has the role operator."]
 
     at.selectbox(key="users_reset_username").select(viewer.username)
     at.text_input(key="users_reset_password").input("brand-new-password")
     at.text_input(key="users_reset_reason").input("forgot it")
     at.button(key="users_reset_submit").click().run()
-    assert at.success[0].value.startswith(f"Password of {viewer.username!r} reset")
+    assert rendered(at.success[0].value).startswith(f"Password of {viewer.username!r} reset")
 
     at.selectbox(key="users_disable_username").select(viewer.username)
     at.text_input(key="users_disable_reason").input("left the team")
     at.button(key="users_disable_submit").click().run()
-    assert at.success[0].value.startswith(f"User {viewer.username!r} disabled")
+    assert rendered(at.success[0].value).startswith(f"User {viewer.username!r} disabled")
     assert not at.exception, at.exception
 
     with read_db() as session:
@@ -293,4 +301,4 @@ def test_users_page_changes_a_role_resets_a_password_and_disables(seeded_home, o
         ("user_password_reset", operator.username, viewer.username, "forgot it"),
         ("user_disabled", operator.username, viewer.username, "left the team"),
     ]
-    assert "brand-new-password" not in page_text(at)
+    assert "brand-new-password" not in shown_text(at)

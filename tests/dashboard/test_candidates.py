@@ -6,7 +6,7 @@ import pytest
 
 from roadwork.db import repo
 from roadwork.db.engine import make_engine, read_session, write_session
-from tests.dashboard.conftest import app, sign_in
+from tests.dashboard.conftest import app, rendered, sign_in
 
 
 @pytest.fixture
@@ -32,9 +32,9 @@ def test_operator_approves_a_candidate_with_a_reason(gated, operator) -> None:
     seeded, engine = gated
     at = _deployments(operator)
     vid = seeded.version_ids["0.3.0"]
-    assert any("change +0.0500" in c.value for c in at.caption)
+    assert any("change +0.0500" in rendered(c.value) for c in at.caption)
     at.button(key=f"decide_approve_{vid}").click().run()  # no reason: refused, nothing written
-    assert at.error and "reason is required" in at.error[0].value
+    assert at.error and "reason is required" in rendered(at.error[0].value)
     with read_session(engine) as s:
         assert not [c for c in repo.pending_commands(s) if c.kind == "approve"]
     at.text_input(key=f"decide_reason_{vid}").input("better on rain, checked the cells")
@@ -49,6 +49,6 @@ def test_operator_approves_a_candidate_with_a_reason(gated, operator) -> None:
 def test_viewer_sees_the_candidate_but_no_decision_controls(gated, viewer) -> None:
     seeded, _ = gated
     at = _deployments(viewer)
-    assert any("roadwork-ops:0.3.0" in m.value for m in at.markdown)
+    assert any("roadwork-ops:0.3.0" in rendered(m.value) for m in at.markdown)
     assert not [b for b in at.button if str(b.key).startswith("decide_")]
     assert not [t for t in at.text_input if str(t.key).startswith("decide_")]

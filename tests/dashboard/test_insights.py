@@ -26,6 +26,7 @@ from roadwork.platform.jobs.catalog import JOBS
 from roadwork.platform.jobs.store import stored_jobs
 from roadwork.settings import load_settings
 from tests.dashboard import insight_seed as seed
+from tests.dashboard.conftest import rendered, shown_text
 
 APP = Path(__file__).resolve().parents[2] / "roadwork" / "dashboard" / "app.py"
 OVERVIEW, MODELS = "views/overview.py", "views/models.py"
@@ -100,8 +101,8 @@ def figure(at: AppTest, key: str) -> dict:
 
 def test_overview_shows_standing_countdown_runs_alerts_and_failures(history, db) -> None:
     at = open_page(OVERVIEW, db)
-    page = text(at)
-    assert "Champion: `roadwork-ops:0.3.0`" in page
+    page = shown_text(at)
+    assert "Champion: roadwork-ops:0.3.0" in page
 
     # Standing: rank 3 -> 2 of 9 miners, numbers from the last good snapshot, marked stale.
     rank = metric(at, "Rank (of 9 miners)")
@@ -155,7 +156,7 @@ def test_overview_countdown_when_the_reward_decays(db) -> None:
     assert metric(at, "Reward factor").value == f"{1 - 15 / 45:.2f}"
     assert metric(at, "Days until zero reward").value == "30.0"
     assert "decaying since day 45" in at.get("progress")[0].proto.text
-    assert any("Retraining is due" in w.value for w in at.warning)
+    assert any("Retraining is due" in rendered(w.value) for w in at.warning)
 
 
 def test_empty_registry_shows_every_empty_state(db) -> None:

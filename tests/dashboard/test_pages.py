@@ -17,6 +17,7 @@ from tests.dashboard.conftest import (
     Login,
     add_user,
     page_text,
+    rendered,
     sign_in,
     table,
 )
@@ -97,7 +98,7 @@ def test_rollback_request_writes_a_pending_command_and_audit(operator, seeded_ho
     assert [(a.action, a.target, a.reason, a.details["command_id"]) for a in audit] == [
         ("rollback_requested", "roadwork-ops:0.1.0", "MCC dropped on rain", command.id)
     ]
-    assert [s.value for s in at.success] == [f"Rollback requested (command #{command.id}); the scheduler applies it."]
+    assert [rendered(s.value) for s in at.success] == [f"Rollback requested (command #{command.id}); the scheduler applies it."]
     shown = table(at, "deployments_commands")
     assert list(shown["#"]) == [command.id] and list(shown["status"]) == ["pending"]
 
@@ -107,7 +108,7 @@ def test_rollback_without_reason_shows_error_and_writes_nothing(operator, seeded
     at.text_input(key="rollback_reason").input("   ")
     at.button(key="rollback_submit").click().run()
     assert not at.exception
-    assert len(at.error) == 1 and "reason is required" in at.error[0].value
+    assert len(at.error) == 1 and "reason is required" in rendered(at.error[0].value)
     assert not at.success
     with read_db() as session:
         assert repo.list_commands(session) == []

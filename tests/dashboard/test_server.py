@@ -1,4 +1,4 @@
-"""The real dashboard server, as `make run` starts it: health check and the app shell over HTTP."""
+"""The real dashboard server, as `make run` starts it: health check and the app shell over HTTP, no metrics."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def test_dashboard_command_serves_health_and_app(seeded_home) -> None:
         assert health.status_code == 200 and health.text == "ok"
         page = requests.get(f"http://localhost:{port}/", timeout=5)
         assert page.status_code == 200 and "<html" in page.text.lower()
+        # Streamlit's metrics endpoint is open to anyone who reaches the port: the dashboard does not serve it
+        assert requests.get(f"http://localhost:{port}/_stcore/metrics", timeout=5).status_code == 404
     finally:
         proc.terminate()
         proc.wait(30)

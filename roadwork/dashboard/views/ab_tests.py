@@ -42,7 +42,7 @@ if operator:
             try:
                 command_id = ops.request_ab_test(version_a, version_b, sample_size, reason, auth.actor())
             except services.RequestError as exc:
-                st.error(str(exc), icon=":material/error:")
+                st.error(fmt.md(exc), icon=":material/error:")
             else:
                 st.success(f"A/B test requested (command #{command_id}); the scheduler creates and runs it: "
                            "see its outcome below.", icon=":material/check_circle:")

@@ -37,7 +37,7 @@ study = by_id[study_id]
 missing = queries.not_run(study)
 progress = f"{len(study.components) - len(missing)} of {len(study.components)} components done"
 if study.status == "failed":
-    st.error(f"Failed: {study.error or 'no error recorded'} ({progress}).", icon=":material/error:")
+    st.error(f"Failed: {fmt.md(study.error or 'no error recorded')} ({progress}).", icon=":material/error:")
 elif study.status == "running":
     st.info(f"Running since {study.created_at:%Y-%m-%d %H:%M}: {progress}. Rows appear as their seeds finish.",
             icon=":material/hourglass_top:")
@@ -92,5 +92,5 @@ st.dataframe(
 )
 st.caption("The switches `roadwork ablate` can flip, as the base config sets them (state \"other\": neither "
            "of the two values a flip moves between).")
-with st.expander(f"Base config {study.config_name} (JSON)", expanded=False, key="ablations_config_expander"):
+with st.expander(f"Base config {fmt.md(study.config_name)} (JSON)", expanded=False, key="ablations_config_expander"):
     st.code(json.dumps(study.config, indent=2, sort_keys=True, default=str), language="json")

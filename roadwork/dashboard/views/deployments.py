@@ -52,10 +52,10 @@ if not waiting:
                                   else " Gate policy `manual`: candidates that pass wait here for an operator."))
 for cand in waiting:
     with st.container(border=True):
-        st.markdown(f"**{cand.label}** passed the gate"
+        st.markdown(f"**{fmt.md(cand.label)}** passed the gate"
                     + (f" on {cand.gated_at:%Y-%m-%d %H:%M}" if cand.gated_at else ""))
         for line in cand.reasons:
-            st.caption(line)
+            st.caption(fmt.md(line))
         if auth.is_operator():
             with st.form(f"decide_{cand.version_id}", clear_on_submit=False):
                 why = st.text_input("Reason (required)", key=f"decide_reason_{cand.version_id}")
@@ -67,7 +67,7 @@ for cand in waiting:
                 try:
                     cid = services.request_candidate_decision("approve" if approve else "reject", cand.version_id, why)
                 except services.RequestError as exc:
-                    st.error(str(exc), icon=":material/error:")
+                    st.error(fmt.md(exc), icon=":material/error:")
                 else:
                     st.success(f"{'Approval' if approve else 'Rejection'} requested (command #{cid}); "
                                "the scheduler applies it.")
@@ -96,10 +96,10 @@ else:
         try:
             command_id = services.request_rollback(target, reason)
         except services.RequestError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(fmt.md(exc), icon=":material/error:")
         else:
             st.success(f"Rollback requested (command #{command_id}); the scheduler applies it.")
-    st.caption(f"Requests are applied by the scheduler, not by the dashboard. Acting as `{auth.actor()}`.")
+    st.caption(f"Requests are applied by the scheduler, not by the dashboard. Acting as {fmt.md(auth.actor())}.")
 
 st.subheader("Recent commands")
 commands = queries.commands()

@@ -76,13 +76,13 @@ page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value
 on_page = shown[(page - 1) * PER_PAGE: page * PER_PAGE]
 thumbs = queries.thumbnails(set_id, selected.pool)
 if not selected.pool_found:
-    st.caption(f"The pool `{selected.pool}` is not on this machine: items are shown by id.")
+    st.caption(f"The pool {fmt.md(selected.pool)} is not on this machine: items are shown by id.")
 st.caption(f"{len(shown)} items, {PER_PAGE} a page; score is the calibrated answer, label 1 = roadwork.")
 
 for start in range(0, len(on_page), GRID):
     for column, item in zip(st.columns(GRID), on_page[start: start + GRID], strict=False):
         caption = f"{item.score:.3f} · {item.reason}" + ("" if item.label is None else f" · label {item.label}")
         if item.record_id in thumbs:
-            column.image(thumbs[item.record_id], caption=f"{item.record_id[:40]} · {caption}", width="stretch")
+            column.image(thumbs[item.record_id], caption=fmt.md(f"{item.record_id[:40]} · {caption}"), width="stretch")
         else:
-            column.markdown(f"`{item.record_id}`  \n{caption}")
+            column.markdown(f"{fmt.md(item.record_id)}  \n{fmt.md(caption)}")

@@ -69,7 +69,7 @@ def show_running() -> None:
         else:
             st.markdown(label)
         if job.last_log_line:
-            st.caption(f"Log: {job.last_log_line[:300]}")
+            st.caption(f"Log: {fmt.md(job.last_log_line[:300])}")
         if job.timeout_s and job.elapsed_s > job.timeout_s * 1.1:
             st.warning(f"Run #{job.run_id} is past its timeout and still not finished: is the scheduler running?",
                        icon=":material/warning:")
@@ -87,7 +87,7 @@ if operator and running:
             requested(f"Cancel of `{cancel_job}`",
                       ops.request_job_command("cancel", cancel_job, cancel_reason, auth.actor()))
         except services.RequestError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(fmt.md(exc), icon=":material/error:")
 
 # --- controls (operators) --------------------------------------------------------------------------------------
 if operator:
@@ -113,7 +113,7 @@ if operator:
             requested(f"{kind.replace('_', ' ').capitalize()} of `{job_id}`",
                       ops.request_job_command(kind, job_id, reason, auth.actor()))
         except services.RequestError as exc:
-            st.error(str(exc), icon=":material/error:")
+            st.error(fmt.md(exc), icon=":material/error:")
 
     cron_jobs = [s.job_id for s in schedules if s.cron is not None]
     if cron_jobs:
@@ -138,9 +138,9 @@ if operator:
                 requested(f"New schedule `{cron.strip()}` for `{sched_job}`",
                           ops.request_reschedule(sched_job, cron, sched_reason, auth.actor()))
             except services.RequestError as exc:
-                st.error(str(exc), icon=":material/error:")
+                st.error(fmt.md(exc), icon=":material/error:")
         elif preview_error:
-            st.error(preview_error, icon=":material/error:")
+            st.error(fmt.md(preview_error), icon=":material/error:")
 
 # --- commands ----------------------------------------------------------------------------------------------------
 st.subheader("Job commands")
@@ -199,9 +199,9 @@ else:
         if run.log_path:
             tail = queries.read_log_tail(run.log_path)
             if tail.error:
-                st.warning(f"{tail.error} ({tail.path})", icon=":material/warning:")
+                st.warning(f"{fmt.md(tail.error)} ({fmt.md(tail.path)})", icon=":material/warning:")
             else:
-                st.caption(f"`{tail.path}`: " + (f"the last {tail.shown} lines" if tail.truncated else "all of it"))
+                st.caption(f"{fmt.md(tail.path)}: " + (f"the last {tail.shown} lines" if tail.truncated else "all of it"))
                 st.code(tail.text or "(empty)", language="text")
         if run.error:
             st.caption("Error")

@@ -19,7 +19,7 @@ good, standing, uid = board.good, board.standing, board.our_uid
 if board.stale:
     st.badge("stale", icon=":material/sync_problem:", color="orange", help="The last poll of the standings failed.")
     last_good = f"the last good snapshot was taken {good.taken_at:%Y-%m-%d %H:%M}" if good else "no poll has succeeded"
-    st.warning(f"The last poll ({board.stale_at:%Y-%m-%d %H:%M}) failed: {board.stale_error}. Showing what was "
+    st.warning(f"The last poll ({board.stale_at:%Y-%m-%d %H:%M}) failed: {fmt.md(board.stale_error)}. Showing what was "
                f"known before: {last_good}.", icon=":material/warning:")
 if good is None:
     st.info("No standings yet: set `leaderboard.source` and let the `leaderboard` job poll "
@@ -29,7 +29,7 @@ if good is None:
 if is_sample(good.source):
     st.badge("sample data", icon=":material/science:", color="violet",
              help="The demo's sample standings, not the network's: set `leaderboard.source` to poll the subnet.")
-st.caption(f"Snapshot #{good.id} from {good.source}, netuid {good.netuid}"
+st.caption(f"Snapshot #{good.id} from {fmt.md(good.source)}, netuid {good.netuid}"
            + (f", block {good.block}" if good.block is not None else "")
            + f", taken {good.taken_at:%Y-%m-%d %H:%M} (local time, {fmt.local_tz_name()}).")
 

@@ -92,8 +92,8 @@ selected_id = st.selectbox(
 )
 selected = by_id[selected_id]
 st.caption(
-    f"Created by {selected.created_by}; code revision {selected.code_revision or '-'}; "
-    f"parent {selected.parent or '-'}."
+    f"Created by {fmt.md(selected.created_by)}; code revision {fmt.md(selected.code_revision or '-')}; "
+    f"parent {fmt.md(selected.parent or '-')}."
 )
 
 detail = queries.version_detail(selected.id)  # its latest replay evaluation, else its latest of any kind
@@ -166,7 +166,7 @@ if detail.evaluation_id is None:
     st.info("No evaluation of this version yet: run `roadwork evaluate VERSION --replay N`.", icon=":material/info:")
 else:
     st.caption(
-        f"Latest {detail.evaluation_kind} evaluation #{detail.evaluation_id} ({detail.dataset}), n={detail.n}, "
+        f"Latest {detail.evaluation_kind} evaluation #{detail.evaluation_id} ({fmt.md(detail.dataset)}), n={detail.n}, "
         f"at {detail.evaluated_at:%Y-%m-%d %H:%M}."
         + ("" if detail.evaluation_kind == "replay" else " No replay evaluation: run `roadwork evaluate VERSION --replay N`.")
     )

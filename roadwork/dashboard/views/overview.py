@@ -29,7 +29,7 @@ st.title("Overview")
 if champion is None:
     st.info("No champion yet: run `roadwork demo` or `roadwork deploy VERSION`", icon=":material/info:")
 else:
-    st.subheader(f"Champion: `{champion.label}`")
+    st.subheader(f"Champion: {fmt.md(champion.label)}")
     st.caption(
         f"Champion since {champion.since:%Y-%m-%d %H:%M}; created {champion.created_at:%Y-%m-%d %H:%M} "
         f"(local time, {fmt.local_tz_name()})."
@@ -56,7 +56,7 @@ else:
                  else f"decaying since day {age.full_reward_days}")
         st.progress(age.progress, text=f"Day {age.age_days:.1f} of {age.zero_reward_days}: {phase}")
         if age.retrain_due:
-            st.warning(f"Retraining is due: the reward of `{age.version}` starts to decay in "
+            st.warning(f"Retraining is due: the reward of {fmt.md(age.version)} starts to decay in "
                        f"{max(age.days_until_decay, 0.0):.1f} days.", icon=":material/schedule:")
 
 # --- standing ------------------------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ standing = queries.standings()
 st.subheader("Our standing" + (f" (UID {standing.uid})" if standing.uid is not None else ""))
 if standing.stale:
     st.badge(f"Stale: the last poll ({standing.stale_at:{TIME}}) failed", icon=":material/warning:", color="orange")
-    st.caption(f"Poll error: {standing.stale_error or 'unknown'}. Numbers below are from the last good snapshot.")
+    st.caption(f"Poll error: {fmt.md(standing.stale_error or 'unknown')}. Numbers below are from the last good snapshot.")
 if standing.empty:
     st.info(standing.empty, icon=":material/info:")
 if standing.found:
@@ -86,7 +86,7 @@ if standing.taken_at is not None and is_sample(standing.source):
     st.badge("sample data", icon=":material/science:", color="violet",
              help="The demo's sample standings, not the network's: set `leaderboard.source` to poll the subnet.")
 if standing.taken_at is not None:
-    st.caption(f"Latest good snapshot from `{standing.source}` at {standing.taken_at:{TIME}} (local time); "
+    st.caption(f"Latest good snapshot from {fmt.md(standing.source)} at {standing.taken_at:{TIME}} (local time); "
                "changes against the good snapshot before it.")
 
 # --- next runs, alerts, failures -----------------------------------------------------------------------------

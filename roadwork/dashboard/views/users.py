@@ -22,7 +22,7 @@ engine = context.engine()
 flash = st.session_state.pop(FLASH_KEY, None)
 if flash is not None:
     kind, message = flash
-    (st.success if kind == "success" else st.error)(message)
+    (st.success if kind == "success" else st.error)(fmt.md(message))
 
 
 def apply(change, success: str) -> None:  # noqa: ANN001 - a no-argument callable that calls the service
@@ -30,7 +30,7 @@ def apply(change, success: str) -> None:  # noqa: ANN001 - a no-argument callabl
     try:
         change()
     except (ValueError, PermissionError) as exc:
-        st.error(str(exc), icon=":material/error:")
+        st.error(fmt.md(exc), icon=":material/error:")
     else:
         st.session_state[FLASH_KEY] = ("success", success)
         st.rerun()
@@ -47,7 +47,7 @@ st.dataframe(
     key="users_table",
     column_config={"created": st.column_config.DatetimeColumn("created", format="YYYY-MM-DD HH:mm")},
 )
-st.caption(f"Times in local time, {fmt.local_tz_name()}. Acting as `{me.username}`; every change is audited.")
+st.caption(f"Times in local time, {fmt.local_tz_name()}. Acting as {fmt.md(me.username)}; every change is audited.")
 names = [u.username for u in everyone]
 enabled = [u.username for u in everyone if not u.disabled]
 

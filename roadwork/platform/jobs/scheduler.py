@@ -90,7 +90,7 @@ class SchedulerService:
             if spec.scheduled and self.scheduler.get_job(job_id) is None and job_id not in self.jobstore.parked:
                 trigger = cron_trigger(catalog.cron(self.settings, job_id))
                 self.scheduler.add_job(spec.func, trigger, id=job_id, name=spec.description, replace_existing=True)
-        self.events = EventForwarder(self.engine, self.settings.events.webhook_url, self.settings.events.timeout_s)
+        self.events = EventForwarder(self.engine, self.settings.events.webhook(), self.settings.events.timeout_s)
         for job_id, why in self.jobstore.parked.items():
             with write_session(self.engine) as session:
                 repo.add_audit(session, actor="scheduler", action="job_parked", target=job_id, reason=why)

@@ -1,6 +1,6 @@
 """A test hook for crash tests: `ROADWORK_FAULT_AT=<step>` makes the process SIGKILL itself at that step.
 
-Steps are named where a deploy calls `fault_point` (see `STEPS`). Nothing happens when the variable is unset,
+Steps are named where a deploy or a training run calls `fault_point` (see `STEPS`). Nothing happens when the variable is unset,
 which is always the case outside the fault tests (tests/faults/); an unknown step name is an error, so that a
 typo in a test cannot silently inject nothing.
 """
@@ -20,6 +20,7 @@ STEPS = (
     "after_link_switch",  # the first target's `current` link points at the new release, alias not moved
     "before_alias_move",  # every target switched and smoke-tested, intent `published`, alias not moved
     "after_alias_move",  # alias moved, the lock not yet released
+    "after_checkpoint",  # a training run's checkpoint is saved; not yet calibrated or registered
 )
 
 

@@ -51,6 +51,20 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst)
 
 
+def share_read_only(root: Path) -> None:
+    """Folders 0755 and files 0644 under `root` (itself included): the miner that loads a published model may run
+    as another user. Artifacts are written 0600 in the home; a release must not inherit that."""
+    root = Path(root)
+    os.chmod(root, 0o755)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o755)
+        for name in files:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o644)
+
+
 def switch_current(target: Path, release: Path) -> None:
     """Point `target/current` at `release` with one atomic rename."""
     tmp_link = target / f".{CURRENT}-{os.getpid()}-{os.urandom(4).hex()}"
@@ -84,6 +98,7 @@ def install_release(src: Path, target: Path, name: str) -> Path:
         shutil.rmtree(stale, ignore_errors=True)
     release = releases / name
     if release.exists() and manifest.problem(release) is None:
+        share_read_only(release)  # a release published before its modes were set
         return release
     expected = manifest.read_manifest(src)
     if expected is None:
@@ -95,6 +110,7 @@ def install_release(src: Path, target: Path, name: str) -> Path:
         shutil.rmtree(tmp)
         _copy_tree(src, tmp)
         manifest.write_manifest(tmp, expected)
+        share_read_only(tmp)
         manifest.verify(tmp, expected)
         manifest.discard(release)  # a partial or corrupt one is never reused; replaced only once ours verifies
         os.replace(tmp, release)

@@ -262,15 +262,18 @@ def train(
     hard_negative_ids: Sequence[str] = (),
     oversample: int = 3,
     resume: bool = False,
+    keep_state: bool = False,
     show_progress: bool = True,
     log: Callable[[str], None] = print,
     on_epoch_end: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train on `data_path`, keep the epoch with the best validation MCC, save it to `out_dir`.
 
-    With `resume`, continue from `out_dir`'s resumable state when there is one. Under torchrun (WORLD_SIZE > 1)
-    this runs data-parallel; rank 0 writes the checkpoint. `on_epoch_end(epoch)` runs after each epoch's state
-    is saved (raise `Interrupted` to stop)."""
+    With `resume`, continue from `out_dir`'s resumable state when there is one (a state whose training already
+    finished runs no more epochs: the checkpoint is rebuilt from it). The state is removed once the checkpoint
+    is saved, unless `keep_state`: then the caller removes it (`clear_state`) when the result is safe, e.g.
+    registered. Under torchrun (WORLD_SIZE > 1) this runs data-parallel; rank 0 writes the checkpoint.
+    `on_epoch_end(epoch)` runs after each epoch's state is saved (raise `Interrupted` to stop)."""
     started = time.perf_counter()
     out_dir = Path(out_dir)
     opt = config.optim
@@ -314,9 +317,11 @@ def train(
     weights = loss_weights(config)
 
     columns = (TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[status]}"))
+    # a resumed state that had stopped early is finished: no more epochs
+    last_epoch = loop.epoch if _stopped_early(loop, opt.early_stopping) else opt.epochs
     with Progress(*columns, TimeElapsedColumn(), disable=not show_progress, transient=False) as bar:
         task = bar.add_task("train", total=total, completed=loop.step, status="")
-        for epoch in range(loop.epoch, opt.epochs):
+        for epoch in range(loop.epoch, last_epoch):
             losses = _train_epoch(runner, model, optimizer, scheduler, data.train, augmenter, weights, config,
                                   device, generator, ddp, loop, lambda status: bar.update(task, advance=1,
                                   status=f"epoch {epoch + 1}/{opt.epochs} {status}"))
@@ -338,7 +343,7 @@ def train(
             ddp.barrier()
             if on_epoch_end is not None:
                 on_epoch_end(epoch + 1)
-            if opt.early_stopping and loop.epochs_without_gain >= opt.early_stopping:
+            if _stopped_early(loop, opt.early_stopping):
                 log(f"early stop: no better val MCC for {opt.early_stopping} epochs (best {loop.best_mcc:.3f} "
                     f"at epoch {loop.best_epoch})")
                 break
@@ -358,7 +363,8 @@ def train(
         if vocab is not None:
             extra["metadata_vocab"] = vocab.to_json()
         save_checkpoint(out_dir, model.cpu(), config, extra)
-        clear_state(out_dir)
+        if not keep_state:
+            clear_state(out_dir)
     ddp.teardown()
     return TrainResult(
         checkpoint_dir=out_dir,
@@ -372,6 +378,10 @@ def train(
         hard_negative_ids=data.hard_negative_ids,
         report=report,
     )
+
+
+def _stopped_early(loop: LoopState, patience: int) -> bool:
+    return bool(patience) and loop.epochs_without_gain >= patience
 
 
 def _train_epoch(runner: nn.Module, model: nn.Module, optimizer: torch.optim.Optimizer,
