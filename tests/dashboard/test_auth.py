@@ -108,7 +108,7 @@ def test_the_limit_per_address_from_the_settings_is_shown_without_telling_which_
         assert [e.value for e in at.error] == ["Wrong username or password."]
     submit_sign_in(at, operator.username, operator.password)  # a real user, from the same (unknown) address
     assert len(at.error) == 1
-    assert at.error[0].value.startswith("Too many failed sign-ins from this address: try again in 900 s")
+    assert rendered(at.error[0].value).startswith("Too many failed sign-ins from this address: try again in 900 s")
     assert shows_sign_in_form(at) and auth.SESSION_KEY not in at.session_state
     # One audit event for the first unknown name; the rest (and the refusal) are counted, to be summed up later.
     assert audit_actions(read_db) == ["signin_failed"]
