@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from roadwork.clock import to_local
@@ -53,5 +54,5 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
 def exit_with_error(exc: BaseException) -> NoReturn:
     """One clear line on stderr and exit status 2: a known error is the user's to fix, a traceback would hide it."""
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(str(exc) or type(exc).__name__)}", highlight=False)
     sys.exit(2)
