@@ -45,10 +45,23 @@ def evaluate(
     settings = current_settings()
     engine = migrated_engine(settings)
     if replay:
-        with Progress(disable=as_json, console=err) as bar:
-            task = bar.add_task("replay", total=replay)
+        # The bar appears with the first challenge scored: a bad version, dataset or count fails before it
+        # with its one error line, and nothing is drawn.
+        bar = Progress(disable=as_json, console=err)
+        tasks: list = []
+
+        def progress(k: int) -> None:
+            if not tasks:
+                bar.start()
+                tasks.append(bar.add_task("replay", total=replay))
+            bar.update(tasks[0], completed=k)
+
+        try:
             evaluation = evaluate_replay(engine, settings, version, n=replay, seed=seed, flips=flips, data_path=data,
-                                         tta=tta, progress=lambda k: bar.update(task, completed=k))
+                                         tta=tta, progress=progress)
+        finally:
+            if tasks:  # stopping a bar that never started would still print an empty line
+                bar.stop()
     elif tta:
         raise ValueError("--tta is measured on a replay: add --replay N")
     else:
