@@ -134,6 +134,16 @@ def images(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
+def test_challenge_render_refuses_an_image_over_the_pixel_limit(tmp_path: Path, images) -> None:  # noqa: ANN001
+    out = tmp_path / "challenge.jpg"
+    done = roadwork(tmp_path / "home", "challenge", "render", str(images["bomb.png"]), "--out", str(out), "--seed", "1",
+                    check=False)
+    refused(done, "bomb.png", "has 144000000 pixels, over the limit of 100000000 (data.max_image_pixels)")
+    assert not out.exists()
+    roadwork(tmp_path / "home", "challenge", "render", str(images["camera.jpg"]), "--out", str(out), "--seed", "1")
+    assert Image.open(out).size == (224, 224)  # a 12-megapixel photo passes
+
+
 def test_predict_names_each_image_when_given_several(tiny_checkpoint, tmp_path: Path, images) -> None:  # noqa: ANN001
     model = str(tiny_checkpoint.checkpoint_dir)
     home = tmp_path / "home"

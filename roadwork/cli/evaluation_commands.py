@@ -108,11 +108,15 @@ def challenge_render(
     import numpy as np
 
     from roadwork.platform.evaluation.challenge import ChallengeParams, render_jpeg, sample_params
-    from roadwork.trainer.data.records import decode_image
+    from roadwork.trainer.data.records import BadImageError, decode_image
 
     if seed is not None and params is not None:
         raise ValueError("give --seed or --params, not both")
-    source = decode_image(image.read_bytes())
+    current_settings()  # data.max_image_pixels applies to the source image
+    try:
+        source = decode_image(image.read_bytes())
+    except BadImageError as exc:
+        raise ValueError(f"{image}: {exc}") from None
     if params is not None:
         text = Path(params[1:]).read_text() if params.startswith("@") else params
         try:
