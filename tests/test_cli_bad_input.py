@@ -134,7 +134,7 @@ def images(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-def test_challenge_render_refuses_an_image_over_the_pixel_limit(tmp_path: Path, images) -> None:  # noqa: ANN001
+def test_challenge_render_refuses_an_image_over_the_pixel_limit(tmp_path: Path, images) -> None:
     out = tmp_path / "challenge.jpg"
     done = roadwork(tmp_path / "home", "challenge", "render", str(images["bomb.png"]), "--out", str(out), "--seed", "1",
                     check=False)
@@ -144,7 +144,7 @@ def test_challenge_render_refuses_an_image_over_the_pixel_limit(tmp_path: Path, 
     assert Image.open(out).size == (224, 224)  # a 12-megapixel photo passes
 
 
-def test_predict_names_each_image_when_given_several(tiny_checkpoint, tmp_path: Path, images) -> None:  # noqa: ANN001
+def test_predict_names_each_image_when_given_several(tiny_checkpoint, tmp_path: Path, images) -> None:
     model = str(tiny_checkpoint.checkpoint_dir)
     home = tmp_path / "home"
     one = roadwork(home, "predict", model, str(images["road.jpg"]))
@@ -167,7 +167,7 @@ def test_predict_names_each_image_when_given_several(tiny_checkpoint, tmp_path: 
     ],
 )
 def test_predict_refuses_a_bad_image_by_name_and_still_scores_the_others(
-        tiny_checkpoint, tmp_path: Path, images, name: str, words: list[str]) -> None:  # noqa: ANN001
+        tiny_checkpoint, tmp_path: Path, images, name: str, words: list[str]) -> None:
     bad = images.get(name, tmp_path / name)
     done = roadwork(tmp_path / "home", "predict", str(tiny_checkpoint.checkpoint_dir), str(images["road.jpg"]),
                     str(bad), check=False)
@@ -181,7 +181,7 @@ def test_predict_refuses_a_bad_image_by_name_and_still_scores_the_others(
     assert row["image"] == str(bad) and row["score"] is None and words[-1] in row["error"]
 
 
-def test_the_pixel_limit_is_a_setting(tiny_checkpoint, tmp_path: Path, images) -> None:  # noqa: ANN001
+def test_the_pixel_limit_is_a_setting(tiny_checkpoint, tmp_path: Path, images) -> None:
     home = tmp_path / "home"
     home.mkdir()
     (home / "roadwork.yaml").write_text("data:\n  max_image_pixels: 50000\n")  # below 224 x 224 = 50176
