@@ -87,6 +87,15 @@ class EvaluationSettings(_Section):
     )
 
 
+class DataSettings(_Section):
+    max_image_pixels: int = Field(
+        100_000_000, ge=1,
+        description="Images with more pixels (width x height) than this are refused before they are decoded: "
+        "predict and challenge render exit 2, a dataset row is skipped and counted (too_large). "
+        "12-megapixel camera frames pass; Pillow itself refuses images over about 179 megapixels.",
+    )
+
+
 class GateSettings(_Section):
     policy: Literal["auto", "manual"] = Field(
         "manual", description="auto: a candidate that passes the gate is deployed at once; manual: it waits for an operator."
@@ -237,6 +246,7 @@ class Settings(BaseSettings):
     evaluation: EvaluationSettings = Field(
         default_factory=EvaluationSettings, description="The scheduled evaluation of the champion, and how challenge replays are rendered."
     )
+    data: DataSettings = Field(default_factory=DataSettings, description="Images read from users and datasets.")
     mining: MiningSettings = Field(default_factory=MiningSettings, description="Hard-negative mining.")
     model_age: ModelAgeSettings = Field(default_factory=ModelAgeSettings, description="Reward-decay countdown.")
     events: EventsSettings = Field(default_factory=EventsSettings, description="Where events are sent.")

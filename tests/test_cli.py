@@ -55,8 +55,8 @@ def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     a = roadwork(home, "predict", exported["path"], str(image))
     b = roadwork(home, "predict", "0.1.0", str(image), str(tmp_path / "broken.jpg"), check=False)
-    assert b.returncode == 1 and "broken.jpg" in b.stderr
-    assert a.stdout.split() == b.stdout.split() and 0.0 <= float(a.stdout) <= 1.0
+    assert b.returncode == 2 and "broken.jpg" in b.stderr  # several images: each score named by its image
+    assert b.stdout.split("\t") == [str(image), a.stdout] and 0.0 <= float(a.stdout) <= 1.0
 
     # The scheduler applies a command written by another process.
     sched = subprocess.Popen([sys.executable, "-m", "roadwork.cli", "scheduler", "--max-seconds", "120"],

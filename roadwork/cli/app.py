@@ -84,13 +84,18 @@ KNOWN_ERRORS = (
     ("roadwork.platform.registry.service", "DeployError"),
     ("roadwork.platform.registry.artifacts", "ArtifactError"),
     ("roadwork.platform.jobs.scheduler", "SchedulerBusyError"),
+    ("csv", "Error"),  # a CSV the reader cannot parse
 )
+# Built-in errors of bad input: a path that is missing, unreadable or of the wrong kind (OSError), a value that
+# does not parse (ValueError, which includes UnicodeDecodeError and the trainer's BadImageError), a number out of
+# range (OverflowError). Anything else is a bug and keeps its traceback.
+BUILTIN_INPUT_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, OverflowError)
 
 
 def known_error_types() -> tuple[type[BaseException], ...]:
-    """The known error classes among the modules imported so far, plus the built-in ones a bad path or value raises."""
+    """The known error classes among the modules imported so far, plus the built-in ones bad input raises."""
     loaded = (getattr(sys.modules[module], name) for module, name in KNOWN_ERRORS if module in sys.modules)
-    return (*loaded, FileNotFoundError, ValueError, PermissionError)
+    return (*loaded, *BUILTIN_INPUT_ERRORS)
 
 
 def main() -> None:

@@ -25,6 +25,9 @@ def current_settings() -> Settings:
 
     settings = load_settings(os.environ.get("ROADWORK_SETTINGS"))
     check_overrides(settings.scheduler)  # `scheduler.crons` / `timeouts_s` must name jobs of the catalog
+    # The trainer reads no settings: the pixel limit reaches its image decoder (in this process, the scheduler's
+    # threads and every child process) through this variable, which the settings themselves also read.
+    os.environ["ROADWORK_DATA__MAX_IMAGE_PIXELS"] = str(settings.data.max_image_pixels)
     return settings
 
 

@@ -45,10 +45,23 @@ def evaluate(
     settings = current_settings()
     engine = migrated_engine(settings)
     if replay:
-        with Progress(disable=as_json, console=err) as bar:
-            task = bar.add_task("replay", total=replay)
+        # The bar appears with the first challenge scored: a bad version, dataset or count fails before it
+        # with its one error line, and nothing is drawn.
+        bar = Progress(disable=as_json, console=err)
+        tasks: list = []
+
+        def progress(k: int) -> None:
+            if not tasks:
+                bar.start()
+                tasks.append(bar.add_task("replay", total=replay))
+            bar.update(tasks[0], completed=k)
+
+        try:
             evaluation = evaluate_replay(engine, settings, version, n=replay, seed=seed, flips=flips, data_path=data,
-                                         tta=tta, progress=lambda k: bar.update(task, completed=k))
+                                         tta=tta, progress=progress)
+        finally:
+            if tasks:  # stopping a bar that never started would still print an empty line
+                bar.stop()
     elif tta:
         raise ValueError("--tta is measured on a replay: add --replay N")
     else:
@@ -95,11 +108,15 @@ def challenge_render(
     import numpy as np
 
     from roadwork.platform.evaluation.challenge import ChallengeParams, render_jpeg, sample_params
-    from roadwork.trainer.data.records import decode_image
+    from roadwork.trainer.data.records import BadImageError, decode_image
 
     if seed is not None and params is not None:
         raise ValueError("give --seed or --params, not both")
-    source = decode_image(image.read_bytes())
+    current_settings()  # data.max_image_pixels applies to the source image
+    try:
+        source = decode_image(image.read_bytes())
+    except BadImageError as exc:
+        raise ValueError(f"{image}: {exc}") from None
     if params is not None:
         text = Path(params[1:]).read_text() if params.startswith("@") else params
         try:

@@ -150,11 +150,13 @@ def jobs_schedule(
 ) -> None:
     """Change a job's schedule (previews the next fire times)."""
     from roadwork.cron import next_fire_times
+    from roadwork.platform.commands import check_payload
 
+    payload = check_payload("reschedule", {"job_id": job_id, "cron": cron})  # an unknown job: nothing printed
     times = next_fire_times(cron, 3)
     if not as_json:
         out.print("next runs: " + ", ".join(local(t.replace(tzinfo=None)) for t in times))
-    print_command(submit("reschedule", {"job_id": job_id, "cron": cron}, wait=wait), as_json)
+    print_command(submit("reschedule", payload, wait=wait), as_json)
 
 
 @jobs_app.command("history")

@@ -67,5 +67,5 @@ def labelled(label: str, text: str, style: str = "red") -> Text:
 
 def exit_with_error(exc: BaseException) -> NoReturn:
     """One clear line on stderr and exit status 2: a known error is the user's to fix, a traceback would hide it."""
-    err.print(labelled("error:", str(exc)), highlight=False)
+    err.print(labelled("error:", str(exc) or type(exc).__name__), highlight=False)
     sys.exit(2)

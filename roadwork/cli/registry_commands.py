@@ -142,7 +142,9 @@ def export(
     from roadwork.db.engine import read_session
     from roadwork.platform.registry.packaging import export_version
     from roadwork.platform.registry.service import checkout
+    from roadwork.trainer.export.repo import check_export_dir
 
+    check_export_dir(out_dir)  # before anything is read or written
     settings = current_settings()
     with read_session(migrated_engine(settings)) as session:
         v = repo.get_version(session, version)
@@ -157,10 +159,15 @@ def predict(
     b64: Annotated[bool, typer.Option("--base64", help="The files hold base64 text, as validators send.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the calibrated roadwork probability of each image, one per line (what the miner would answer)."""
+    """Print the calibrated roadwork probability of each image (what the miner would answer).
+
+    One image: the probability alone. Several: one line per image, `<image><TAB><probability>`. An image that
+    cannot be read or used (or is over `data.max_image_pixels`) gets an error line naming it; the others are
+    still scored, and the exit status is 2."""
     from roadwork.trainer.data.records import BadImageError
     from roadwork.trainer.eval.predict import Predictor
 
+    settings = current_settings()
     path = Path(model)
     if path.is_dir():
         predictor = Predictor.load(path)
@@ -169,24 +176,30 @@ def predict(
         from roadwork.db.engine import read_session
         from roadwork.platform.registry.service import checkout
 
-        settings = current_settings()
         with read_session(migrated_engine(settings)) as session:
             predictor = Predictor.load(checkout(settings, repo.get_version(session, model)))
     results, failed = [], 0
     for image in images:
         try:
             score: float | None = predictor.predict_bytes(image.read_bytes(), is_base64=b64)
+            error = None
         except (OSError, BadImageError) as exc:
-            err.print(labelled("error:", f"{image}: {exc}"), highlight=False)
-            score, failed = None, failed + 1
-        results.append({"image": str(image), "score": score})
+            score, error, failed = None, _image_error(exc), failed + 1
+            err.print(labelled("error:", f"{image}: {error}"), highlight=False)
+        results.append({"image": str(image), "score": score, "error": error})
         if not as_json and score is not None:
-            print(f"{score:.6f}")
+            print(f"{score:.6f}" if len(images) == 1 else f"{image}\t{score:.6f}")
     if as_json:
         emit_json(results)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(2)
 
+
+def _image_error(exc: BaseException) -> str:
+    """What is wrong with an image file, in words (an OSError's own text repeats the file name)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc)
 
 
 def candidates(as_json: JsonOpt = False) -> None:

@@ -8,6 +8,7 @@ command later and records its outcome (`scheduler.COMMAND_HANDLERS`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
@@ -31,11 +32,35 @@ def check_payload(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     instead of failing later in the scheduler."""
     if kind not in repo.COMMAND_KINDS:
         raise ValueError(f"unknown command {kind!r}; one of: {', '.join(repo.COMMAND_KINDS)}")
+    if kind in JOB_COMMANDS:
+        check_job_id(kind, payload.get("job_id"))
     if kind == "run_now" and payload.get("kwargs") and payload.get("job_id") in catalog.JOBS:
         if not isinstance(payload["kwargs"], dict):
             raise ValueError(f"the arguments of a run must be a mapping of name to value, got {payload['kwargs']!r}")
         catalog.check_kwargs(payload["job_id"], payload["kwargs"])
     return payload
+
+
+# Commands that name a job, and which jobs of the catalog each can apply to: any job can run now; only scheduled
+# jobs have a schedule to pause, resume or change; only jobs in a child process can be cancelled.
+JOB_COMMANDS: dict[str, Callable[[catalog.JobSpec], bool]] = {
+    "run_now": lambda spec: True,
+    "pause": lambda spec: spec.scheduled,
+    "resume": lambda spec: spec.scheduled,
+    "reschedule": lambda spec: spec.scheduled,
+    "cancel": lambda spec: spec.in_child,
+}
+
+
+def check_job_id(kind: str, job_id: Any) -> None:
+    """ValueError, listing the jobs it can name, unless `job_id` is a job of the catalog that `kind` applies to."""
+    fits = JOB_COMMANDS[kind]
+    if job_id in catalog.JOBS and fits(catalog.JOBS[job_id]):
+        return
+    known = ", ".join(sorted(j for j, spec in catalog.JOBS.items() if fits(spec)))
+    if job_id in catalog.JOBS:
+        raise ValueError(f"job {job_id!r} does not take {kind} (jobs that do: {known})")
+    raise ValueError(f"no job {job_id!r} (jobs for {kind}: {known})")
 
 
 def submit(engine: Engine, kind: str, payload: dict[str, Any], *, actor: str, reason: str = "",

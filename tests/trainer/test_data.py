@@ -261,6 +261,34 @@ def test_unconvertible_image_is_unsupported_mode(monkeypatch: pytest.MonkeyPatch
     assert report.skipped == {"unsupported_mode": 2} and report.n_ok == 0
 
 
+def test_a_row_over_the_pixel_limit_is_skipped_and_counted(tmp_path: Path) -> None:
+    bomb = _encode(Image.new("1", (12_000, 12_000)))  # 144 megapixels, 18 KB of PNG
+    photo = _jpeg(size=(4000, 3000))  # 12 megapixels: a camera frame passes
+    records, report = read_records(_write(tmp_path / "big.parquet", _simple_table([bomb, photo], [1, 0])))
+    assert report.skipped == {"too_large": 1} and [r.label for r in records] == [0]
+    with pytest.raises(BadImageError, match=r"has 144000000 pixels, over the limit of 100000000 "
+                                            r"\(data.max_image_pixels\)") as e:
+        decode_image(bomb)
+    assert e.value.reason == "too_large"
+
+
+def test_the_pixel_limit_comes_from_the_setting_and_pillow_still_warns_elsewhere(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    monkeypatch.setenv(images_mod.MAX_IMAGE_PIXELS_ENV, "1000")  # what the command line sets from the settings
+    with pytest.raises(BadImageError, match="has 1200 pixels, over the limit of 1000"):
+        decode_image(_jpeg(size=(40, 30)))
+    monkeypatch.delenv(images_mod.MAX_IMAGE_PIXELS_ENV)
+    bomb = _encode(Image.new("1", (12_000, 12_000)))
+    with pytest.raises(BadImageError):
+        decode_image(bomb)
+    with warnings.catch_warnings(record=True) as caught:  # decode_image silenced nothing for other callers
+        warnings.simplefilter("always")
+        Image.open(io.BytesIO(bomb))
+    assert any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught)
+
+
 def test_truncated_images_stay_strict_globally() -> None:
     from PIL import ImageFile
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from roadwork.dashboard.context import CACHE_TTL_S, db_url, engine_for
+from roadwork.dashboard.context import CACHE_TTL_S, db_url, engine_for, settings
 from roadwork.dashboard.formatting import local
 from roadwork.db import repo
 from roadwork.db.engine import read_session
@@ -84,10 +84,13 @@ def hard_negative_items(set_id: int) -> list[HardNegativeItemInfo]:
 
 
 def _thumbnail(data: bytes) -> bytes | None:
-    from PIL import Image, UnidentifiedImageError
+    """A small JPEG of an image; None for one that does not decode or is over `data.max_image_pixels`."""
+    from PIL import UnidentifiedImageError
+
+    from roadwork.trainer.data.images import open_image
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with open_image(data, settings().data.max_image_pixels) as img:
             img = img.convert("RGB")
             img.thumbnail((THUMB_PX, THUMB_PX))
             out = io.BytesIO()

@@ -14,6 +14,7 @@ from roadwork.db import models as m
 from roadwork.db.repo.base import NotFoundError, to_entity
 
 SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+MAX_ID = 2**63 - 1  # the largest integer primary key SQLite (and PostgreSQL bigint) can hold
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,10 @@ def create_version(session: Session, **fields: Any) -> Version:
 def get_version(session: Session, ref: str | int) -> Version:
     """A version by id (`7`), semantic version (`0.2.0`) or `name:0.2.0`."""
     query = select(m.ModelVersion)
-    text = str(ref)
-    if text.isdigit():
+    text = str(ref).strip()
+    if text.isascii() and text.isdigit():
+        if int(text) > MAX_ID:  # no row has it, and SQLite cannot even take it as a parameter
+            raise NotFoundError(f"no model version {text!r} in the registry (ids go up to {MAX_ID})")
         query = query.where(m.ModelVersion.id == int(text))
     elif ":" in text:
         name, version = text.rsplit(":", 1)

@@ -31,9 +31,10 @@ All windows are cumulative sums over the confusion indicators, vectorised over m
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from scipy.signal import lfilter
@@ -112,8 +113,11 @@ def read_predictions_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     labels: list[int] = []
     preds: list[float] = []
     with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
+        reader = csv.reader(_bounded_lines(f, path))
+        try:
+            header = next(reader, None)
+        except csv.Error as exc:
+            raise ValueError(f"{path}: line {reader.line_num}: {exc}") from None
         if header is None:
             raise ValueError(f"{path}: empty file, expected a header with columns label,prediction")
         names = [h.strip().lower() for h in header]
@@ -121,7 +125,13 @@ def read_predictions_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         if missing:
             raise ValueError(f"{path}: line 1: header lacks column(s) {', '.join(missing)} (found {header})")
         i_label, i_pred = names.index("label"), names.index("prediction")
-        for row in reader:
+        while True:
+            try:
+                row = next(reader, None)
+            except csv.Error as exc:  # e.g. a quote left open, a NUL byte
+                raise ValueError(f"{path}: line {reader.line_num}: {exc}") from None
+            if row is None:
+                break
             line = reader.line_num
             if not row or all(not cell.strip() for cell in row):
                 continue  # blank lines carry no challenge
@@ -130,6 +140,22 @@ def read_predictions_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
             labels.append(_parse_label(row[i_label], path, line))
             preds.append(_parse_prediction(row[i_pred], path, line))
     return np.asarray(labels, dtype=np.int64), np.asarray(preds, dtype=np.float64)
+
+
+# A line of a predictions CSV holds a label and a number: anything near this long is not one. Lines are read at
+# most this long, so a file of one enormous line is refused without being read into memory.
+MAX_CSV_LINE_CHARS = 64 * 1024
+
+
+def _bounded_lines(f: TextIO, path: str | Path) -> Iterator[str]:
+    """The lines of `f`; ValueError naming the line number of one longer than :data:`MAX_CSV_LINE_CHARS`."""
+    number = 0
+    while line := f.readline(MAX_CSV_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_CSV_LINE_CHARS:
+            raise ValueError(f"{path}: line {number}: longer than {MAX_CSV_LINE_CHARS} characters; "
+                             "expected label,prediction")
+        yield line
 
 
 def expected_reward(

@@ -33,7 +33,6 @@ divided by r (float coordinates: libjpeg maps the original image onto exactly W 
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import warnings
@@ -43,7 +42,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from roadwork.trainer.data.images import BadImageError, decode_image, to_rgb
+from roadwork.trainer.data.images import BadImageError, decode_image, open_image, to_rgb
 from roadwork.trainer.model.view_geometry import (  # noqa: F401  (re-exported: the geometry lives there)
     GRID,
     N_VIEWS,
@@ -132,7 +131,7 @@ def _decode_reduced(data: bytes, size: int) -> tuple[Image.Image, tuple[int, int
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(bytes(data)))
+            img = open_image(data)  # over the pixel limit: the full decoder below refuses it by name
             original = img.size
             r = draft_reduction(*original, size)
             if img.format == "JPEG" and r > 1:

@@ -4,13 +4,20 @@ starts from. Shared by the readers (validation), the datasets, the crops and the
 from __future__ import annotations
 
 import io
+import os
+import re
 import struct
 import warnings
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-BAD_IMAGE_REASONS = ("zero_byte", "undecodable", "truncated", "unsupported_mode")
+BAD_IMAGE_REASONS = ("zero_byte", "undecodable", "truncated", "unsupported_mode", "too_large")
+# Images with more pixels than this are refused before they are decoded: the `data.max_image_pixels` setting,
+# which the command line passes on in this variable (the trainer reads no settings). 12-megapixel camera frames
+# pass, a 144-megapixel decompression bomb does not.
+DEFAULT_MAX_IMAGE_PIXELS = 100_000_000
+MAX_IMAGE_PIXELS_ENV = "ROADWORK_DATA__MAX_IMAGE_PIXELS"
 # words in Pillow's errors for data that ends early
 _TRUNCATION_HINTS = ("truncated", "broken data stream", "premature end", "end of file")
 
@@ -27,6 +34,40 @@ class RowSkipped(ValueError):
 class BadImageError(RowSkipped):
     """An image that cannot be used; ``reason`` is one of :data:`BAD_IMAGE_REASONS`."""
 
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: $ROADWORK_DATA__MAX_IMAGE_PIXELS (validated with the settings), else the default."""
+    text = os.environ.get(MAX_IMAGE_PIXELS_ENV, "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else DEFAULT_MAX_IMAGE_PIXELS
+
+
+def check_pixels(size: tuple[int, int], limit: int | None = None) -> None:
+    """BadImageError ``too_large`` when an image of ``size`` (W, H) has more pixels than the limit."""
+    limit = max_image_pixels() if limit is None else limit
+    pixels = size[0] * size[1]
+    if pixels > limit:
+        raise BadImageError("too_large", f"image has {pixels} pixels, over the limit of {limit} "
+                                         "(data.max_image_pixels)")
+
+
+def open_image(data: bytes, limit: int | None = None) -> Image.Image:
+    """Pillow's lazy open of ``data`` (the header only), refused with ``too_large`` over the pixel limit.
+
+    Pillow's own decompression-bomb check is replaced by ours here, in this call only: its warning is not
+    silenced anywhere else, and its hard error (at twice its limit) is reported as ``too_large`` too."""
+    limit = max_image_pixels() if limit is None else limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is checked below
+            img = Image.open(io.BytesIO(bytes(data)))
+    except Image.DecompressionBombError as e:
+        found = re.search(r"\((\d+) pixels\)", str(e))
+        pixels = found.group(1) if found else "too many"
+        raise BadImageError("too_large", f"image has {pixels} pixels, over the limit of {limit} "
+                                         "(data.max_image_pixels)") from None
+    check_pixels(img.size, limit)
+    return img
 
 
 def _scaled_to_uint8(img: Image.Image) -> Image.Image:
@@ -66,19 +107,21 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def decode_image(data: bytes) -> Image.Image:
+def decode_image(data: bytes, max_pixels: int | None = None) -> Image.Image:
     """Fully decode ``data`` and return an RGB image.
 
     Raises :class:`BadImageError` with reason ``zero_byte`` (empty),
     ``undecodable`` (not an image Pillow can read), ``truncated`` (the data
-    ends early) or ``unsupported_mode`` (decoded, but cannot become RGB).
+    ends early), ``unsupported_mode`` (decoded, but cannot become RGB) or
+    ``too_large`` (more pixels than ``max_pixels``, default: the process-wide
+    limit, refused before the pixels are decoded).
     """
     if data is None or len(data) == 0:
         raise BadImageError("zero_byte")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(bytes(data)))
+        img = open_image(data, max_pixels)
+    except BadImageError:
+        raise
     except UnidentifiedImageError as e:
         raise BadImageError("undecodable", str(e)) from None
     except Exception as e:  # Pillow raises many types for malformed headers

@@ -80,13 +80,21 @@ def model_config(meta: dict[str, Any], source: str) -> dict[str, Any]:
     }
 
 
+def check_export_dir(out_dir: Path) -> None:
+    """FileExistsError unless `out_dir` is new or an empty directory: an export never mixes with other files."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"export directory {out_dir} is a file; give a new or empty directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise FileExistsError(f"export directory {out_dir} is not empty; give a new or empty directory")
+
+
 def export_model(checkpoint_dir: Path, out_dir: Path, *, model_card: dict[str, Any], version: str = "") -> Path:
     """Write the model repository into `out_dir` (new or empty). Returns `out_dir`."""
     checkpoint_dir, out_dir = Path(checkpoint_dir), Path(out_dir)
     meta = read_meta(checkpoint_dir)
     roadwork = model_config(meta, str(checkpoint_dir / META))
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise FileExistsError(f"export directory is not empty: {out_dir}")
+    check_export_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     # Same tensors, same names; `metadata={"format": "pt"}` is what transformers expects of a torch file.
