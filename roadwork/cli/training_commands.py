@@ -164,10 +164,18 @@ def distill(
     The student learns the teacher's calibrated probabilities (KL) and the labels (cross-entropy) on the training
     images and validator-style renders of them; its calibrated cut is baked into its head so the stock pipeline's
     0.5 is that cut. Then it is evaluated on the validation split and on the teacher's replays (same seeds)."""
-    from roadwork.platform.distillation import comparison_rows, distill_version
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+    from roadwork.trainer.student.model import student_spec
 
+    student_spec(student)  # bad input fails here, before torch and transformers are imported
     settings = current_settings()
     engine = migrated_engine(settings)
+    if teacher is not None:
+        with read_session(engine) as session:
+            repo.get_version(session, teacher)
+    from roadwork.platform.distillation import comparison_rows, distill_version
+
     log = (lambda s: err.print(s)) if as_json else out.print
     outcome = distill_version(engine, settings, teacher, student, epochs, pretrained=pretrained, replay_n=replay,
                               replay_seed=seed, actor=actor(), show_progress=not as_json, log=log)
@@ -183,7 +191,7 @@ def distill(
 
     table(f"{outcome.student.label} (student) vs {outcome.teacher.label} (teacher)",
           ["evaluation", "n", "student MCC", "teacher MCC", "student exp. score", "teacher exp. score"],
-          [[r["dataset"], r["n"], num(r["student_mcc"]), num(r["teacher_mcc"]), num(r["student_expected_score"]),
+          [[r["evaluation"], r["n"], num(r["student_mcc"]), num(r["teacher_mcc"]), num(r["student_expected_score"]),
             num(r["teacher_expected_score"])] for r in rows])
     out.print(f"registered {outcome.student.label} (id {outcome.student.id}), a {student} student of "
               f"{outcome.teacher.label}: cut {outcome.result.threshold:.4f} baked into its head, "

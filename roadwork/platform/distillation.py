@@ -234,7 +234,9 @@ def comparison_rows(outcome: DistillOutcome) -> list[dict[str, Any]]:
     rows = []
     for e in outcome.evaluations:
         t = teacher.get(e.dataset)
-        rows.append({"kind": e.kind, "dataset": e.dataset, "n": e.n, "student_mcc": e.mcc,
+        replay = e.metrics.get("replay") or {}
+        label = f"replay seed {replay.get('seed')}" if e.kind == "replay" else e.kind
+        rows.append({"evaluation": label, "kind": e.kind, "dataset": e.dataset, "n": e.n, "student_mcc": e.mcc,
                      "teacher_mcc": t.mcc if t else None,
                      "student_expected_score": expected_score(e), "teacher_expected_score": expected_score(t)})
     return rows
