@@ -21,7 +21,7 @@ SETTINGS = "distill:\n  image_size: 32\n  render_copies: 1\n  batch_size: 32\n  
 
 
 @pytest.fixture
-def teacher(engine, settings, home, tiny_checkpoint, synth_data):  # noqa: ANN001, ANN201
+def teacher(engine, settings, home, tiny_checkpoint, synth_data):
     """The tiny checkpoint registered as a version, its data where its config says (the home's synth), and one
     replay evaluation of it (n 40, seed 5)."""
     shutil.copytree(synth_data, settings.datasets_dir / "synth")
@@ -32,7 +32,7 @@ def teacher(engine, settings, home, tiny_checkpoint, synth_data):  # noqa: ANN00
     return version
 
 
-def _versions(engine) -> list[repo.Version]:  # noqa: ANN001
+def _versions(engine) -> list[repo.Version]:
     with read_session(engine) as session:
         return repo.list_versions(session)
 
@@ -75,7 +75,7 @@ def test_distill_registers_a_student_of_the_teacher_evaluated_on_the_teachers_re
     assert np.isclose(_score(by_version), _score(by_folder))
 
 
-def _score(predict_json) -> float:  # noqa: ANN001
+def _score(predict_json) -> float:
     return float(predict_json[0]["score"])
 
 

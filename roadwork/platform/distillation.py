@@ -27,10 +27,19 @@ from sqlalchemy import Engine
 from roadwork.clock import utcnow
 from roadwork.db import repo
 from roadwork.db.engine import read_session
-from roadwork.platform.evaluation.challenge import decode_jpeg, render_jpeg, sample_params, source_pool
+from roadwork.platform.evaluation.challenge import (
+    decode_jpeg,
+    render_jpeg,
+    sample_params,
+    source_pool,
+)
 from roadwork.platform.evaluation.challenge.stream import REAL as REAL_POOL
 from roadwork.platform.evaluation.replay import evaluate_replay
-from roadwork.platform.evaluation.validation import checkpoint_train_config, data_splits, evaluate_version
+from roadwork.platform.evaluation.validation import (
+    checkpoint_train_config,
+    data_splits,
+    evaluate_version,
+)
 from roadwork.platform.registry.service import checkout, register_version
 from roadwork.settings import Settings
 from roadwork.trainer.data.records import BadImageError, Record, decode_image
@@ -41,7 +50,12 @@ from roadwork.trainer.student.distill import (
     distill_student,
     teacher_targets,
 )
-from roadwork.trainer.student.model import DEFAULT_STUDENT, build_student, save_student, student_spec
+from roadwork.trainer.student.model import (
+    DEFAULT_STUDENT,
+    build_student,
+    save_student,
+    student_spec,
+)
 
 STUDENT_KEY = "student"  # the top-level key of a student version's config
 

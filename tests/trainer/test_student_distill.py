@@ -13,7 +13,12 @@ from PIL import Image
 from roadwork.trainer.eval.metrics import binary_metrics, threshold_sweep
 from roadwork.trainer.eval.predict import Predictor, StudentPredictor
 from roadwork.trainer.model.backbones import TinySizes
-from roadwork.trainer.student.distill import DistillConfig, DistillSet, distill_loss, distill_student
+from roadwork.trainer.student.distill import (
+    DistillConfig,
+    DistillSet,
+    distill_loss,
+    distill_student,
+)
 from roadwork.trainer.student.model import (
     build_student,
     pixel_values,
@@ -31,7 +36,7 @@ def images(n: int, seed: int = 0, size: tuple[int, int] = (48, 40)) -> list[Imag
     return [Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)) for _ in range(n)]
 
 
-def tiny_student(kind: str = "dinov2", seed: int = 0):  # noqa: ANN201
+def tiny_student(kind: str = "dinov2", seed: int = 0):
     torch.manual_seed(seed)
     model, processor = build_student(kind, tiny=TinySizes(image_size=SIZE, patch_size=8), image_size=SIZE)
     model.eval()
@@ -43,7 +48,7 @@ def tiny_student(kind: str = "dinov2", seed: int = 0):  # noqa: ANN201
 
 
 @torch.no_grad()
-def scores(model, processor, imgs) -> np.ndarray:  # noqa: ANN001
+def scores(model, processor, imgs) -> np.ndarray:
     return roadwork_probability(model(pixel_values=pixel_values(processor, imgs)).logits).double().numpy()
 
 
@@ -77,8 +82,12 @@ def test_a_shift_outside_zero_one_is_refused() -> None:
 
 
 @pytest.mark.parametrize("kind", ["dinov2", "vit"])
-def test_a_student_folder_predicts_what_the_stock_pipeline_answers(kind: str, tmp_path) -> None:  # noqa: ANN001
-    from transformers import AutoImageProcessor, AutoModelForImageClassification, pipeline
+def test_a_student_folder_predicts_what_the_stock_pipeline_answers(kind: str, tmp_path) -> None:
+    from transformers import (
+        AutoImageProcessor,
+        AutoModelForImageClassification,
+        pipeline,
+    )
 
     model, processor = tiny_student(kind)
     shift_threshold(model, 0.37)
@@ -94,7 +103,7 @@ def test_a_student_folder_predicts_what_the_stock_pipeline_answers(kind: str, tm
     assert np.ptp(theirs) > 1e-3  # different images, different answers: the comparison means something
 
 
-def test_a_plain_stock_folder_without_roadwork_json_loads_too(tmp_path) -> None:  # noqa: ANN001
+def test_a_plain_stock_folder_without_roadwork_json_loads_too(tmp_path) -> None:
     model, processor = tiny_student()
     save_student(model, processor, tmp_path / "s", {})
     (tmp_path / "s" / "roadwork.json").unlink()

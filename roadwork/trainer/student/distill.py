@@ -26,14 +26,24 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from PIL import Image
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from roadwork.trainer.eval.calibration import fit_calibration
 from roadwork.trainer.eval.metrics import binary_metrics
 from roadwork.trainer.eval.predict import Predictor
-from roadwork.trainer.student.model import pixel_values, roadwork_probability, shift_threshold
+from roadwork.trainer.student.model import (
+    pixel_values,
+    roadwork_probability,
+    shift_threshold,
+)
 
 EPS = 1e-6  # teacher probabilities are clipped to [EPS, 1 - EPS] before taking their logit
 
