@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--copies", type=int, default=1)
     parser.add_argument("--replay", type=int, default=300)
+    parser.add_argument("--lr", type=float, default=None, help="distill.lr (default: the setting's)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pretrained", default=None)
     args = parser.parse_args()
@@ -55,6 +56,8 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="roadwork-bench-distill-"))
     os.environ["ROADWORK_HOME"] = str(home)
     os.environ["ROADWORK_DISTILL__RENDER_COPIES"] = str(args.copies)
+    if args.lr is not None:
+        os.environ["ROADWORK_DISTILL__LR"] = str(args.lr)
 
     import torch
 
@@ -94,7 +97,7 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} torch threads")
     print(f"- teacher: tiny multi-view preset, {args.teacher_epochs} epochs ({teacher_s:.0f} s incl. calibration); "
           f"student: {'pretrained ' + args.pretrained if args.pretrained else 'tiny random-init'} DINOv2 at "
-          f"{outcome.result.config['image_size']} px, {args.epochs} epochs, {args.copies} render(s) per image, "
+          f"{outcome.result.config['image_size']} px, {args.epochs} epochs, lr {outcome.result.config['lr']}, {args.copies} render(s) per image, "
           f"{outcome.result.n_train} training images ({distill_s:.0f} s incl. evaluations); "
           f"baked cut {outcome.result.threshold:.4f}")
     print(f"{'evaluation':<22}{'n':>6}{'teacher MCC':>13}{'student MCC':>13}{'teacher E[score]':>18}"

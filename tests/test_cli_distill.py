@@ -73,6 +73,9 @@ def test_distill_registers_a_student_of_the_teacher_evaluated_on_the_teachers_re
     assert meta["format"] == "roadwork-student/1" and meta["teacher_id"] == teacher.id
     by_folder = as_json(roadwork(home, "predict", str(folder), str(image), "--json"))
     assert np.isclose(_score(by_version), _score(by_folder))
+    # Test-time augmentation is not something the stock miner does: asking for it on a student is refused clearly.
+    tta = roadwork(home, "evaluate", str(student_id), "--replay", "20", "--tta", check=False)
+    assert tta.returncode == 2 and "is a student" in tta.stderr and "Traceback" not in tta.stderr
 
 
 def _score(predict_json) -> float:
