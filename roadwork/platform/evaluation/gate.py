@@ -181,7 +181,10 @@ def replay_identity(settings: Settings, evaluation: repo.Evaluation) -> str:
 
 def training_data_path(settings: Settings, version: repo.Version) -> Path:
     """The dataset a version was trained on, from its checkpoint's config."""
-    from roadwork.platform.evaluation.validation import checkpoint_train_config, resolve_data_path
+    from roadwork.platform.evaluation.validation import (
+        checkpoint_train_config,
+        resolve_data_path,
+    )
     from roadwork.platform.registry.service import checkout
 
     config = checkpoint_train_config(checkout(settings, version))
