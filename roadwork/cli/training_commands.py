@@ -161,9 +161,9 @@ def distill(
 ) -> None:
     """Distil a version into a student the stock miner loads as it is, and register it (parent: the teacher).
 
-    The student learns the teacher's calibrated probabilities (KL) and the labels (cross-entropy) on the training
-    images and validator-style renders of them; its calibrated cut is baked into its head so the stock pipeline's
-    0.5 is that cut. Then it is evaluated on the validation split and on the teacher's replays (same seeds)."""
+    It learns the teacher's calibrated probabilities (KL) and the labels on training images and validator renders.
+    Its calibrated cut is baked into its head: the stock pipeline's 0.5 is that cut.
+    It is evaluated on the validation split and on the teacher's replays (same n and seeds)."""
     from roadwork.db import repo
     from roadwork.db.engine import read_session
     from roadwork.trainer.student.model import student_spec
