@@ -114,6 +114,23 @@ class GateSettings(_Section):
     replay_challenges: int = Field(1000, ge=10, description="Challenges in the replay candidate and champion share.")
 
 
+class DistillSettings(_Section):
+    epochs: int = Field(3, ge=1, description="Epochs of `roadwork distill` (its --epochs overrides).")
+    lr: float = Field(5e-4, gt=0, description="AdamW learning rate of the student (warm-up, then cosine).")
+    batch_size: int = Field(32, ge=1, description="Images per distillation step.")
+    alpha: float = Field(
+        0.7, ge=0, le=1, description="Weight of the KL term (teacher's calibrated probabilities); 1 - alpha weighs "
+        "the hard-label cross-entropy."
+    )
+    temperature: float = Field(1.0, gt=0, description="Softmax temperature of the KL term.")
+    render_copies: int = Field(
+        2, ge=0, description="Validator-style renders (the replay's renderer) of each image, besides the image itself."
+    )
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay of the student.")
+    image_size: int = Field(224, ge=16, description="The student's input size (validators send 224 px).")
+    seed: int = Field(0, ge=0, description="Seed of the student's initialisation, batch order and renders.")
+
+
 class MiningSettings(_Section):
     pool: str | None = Field(
         None, description="Dataset or folder of images to mine; empty: the champion's training data."
@@ -248,6 +265,9 @@ class Settings(BaseSettings):
     )
     data: DataSettings = Field(default_factory=DataSettings, description="Images read from users and datasets.")
     mining: MiningSettings = Field(default_factory=MiningSettings, description="Hard-negative mining.")
+    distill: DistillSettings = Field(
+        default_factory=DistillSettings, description="Distillation of a stock-architecture student."
+    )
     model_age: ModelAgeSettings = Field(default_factory=ModelAgeSettings, description="Reward-decay countdown.")
     events: EventsSettings = Field(default_factory=EventsSettings, description="Where events are sent.")
     auth: AuthSettings = Field(default_factory=AuthSettings, description="Limits of dashboard sign-in.")

@@ -1,4 +1,4 @@
-"""`roadwork train`, `ensemble`, `ablate`, `ablations` and the trainer's probes (lr-find, batch-size, augment-preview).
+"""`roadwork train`, `ensemble`, `distill`, `ablate`, `ablations` and the trainer's probes (lr-find, batch-size, augment-preview).
 
 The trainer (torch, transformers) is imported inside each command, so that the rest of the CLI starts fast.
 
@@ -151,6 +151,58 @@ def ensemble(
           + [["ensemble", f"bias {result.bias:+.3f}", f"{result.metrics['val_mcc']:.3f}"]])
     out.print(f"registered {version.label} (id {version.id}): val MCC {result.metrics['val_mcc']:.3f}, "
               f"accuracy {result.metrics['val_accuracy']:.3f} in {result.seconds:.0f} s")
+
+
+def distill(
+    teacher: Annotated[str | None, typer.Argument(help="Teacher version (id, X.Y.Z or name:X.Y.Z); default: the newest "
+                                                  "version that is not a student.")] = None,
+    student: Annotated[str, typer.Option("--student", help="Student architecture: dinov2 (Dinov2ForImageClassification) "
+                                         "or vit (ViTForImageClassification).")] = "dinov2",
+    epochs: Annotated[int | None, typer.Option(min=1, help="Override distill.epochs.")] = None,
+    pretrained: Annotated[str | None, typer.Option(help="Hub id or local folder to start the student from (e.g. "
+                                                   "facebook/dinov2-small); default: a tiny random-init model.")] = None,
+    replay: Annotated[int | None, typer.Option(min=2, help="Challenges of the replay both run on when the teacher has "
+                                               "none yet; default evaluation.champion_replay_challenges.")] = None,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of that replay.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Distil a version into a student the stock miner loads as it is, and register it (parent: the teacher).
+
+    It learns the teacher's calibrated probabilities (KL) and the labels on training images and validator renders.
+    Its calibrated cut is baked into its head: the stock pipeline's 0.5 is that cut.
+    It is evaluated on the validation split and on the teacher's replays (same n and seeds)."""
+    from roadwork.db import repo
+    from roadwork.db.engine import read_session
+    from roadwork.trainer.student.model import student_spec
+
+    student_spec(student)  # bad input fails here, before torch and transformers are imported
+    settings = current_settings()
+    engine = migrated_engine(settings)
+    if teacher is not None:
+        with read_session(engine) as session:
+            repo.get_version(session, teacher)
+    from roadwork.platform.distillation import comparison_rows, distill_version
+
+    log = (lambda s: err.print(s)) if as_json else out.print
+    outcome = distill_version(engine, settings, teacher, student, epochs, pretrained=pretrained, replay_n=replay,
+                              replay_seed=seed, actor=actor(), show_progress=not as_json, log=log)
+    rows = comparison_rows(outcome)
+    if as_json:
+        emit_json({"version": outcome.student, "teacher": outcome.teacher.label,
+                   "threshold": outcome.result.threshold, "seconds": round(outcome.result.seconds, 2),
+                   "evaluations": rows})
+        return
+
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    table(f"{outcome.student.label} (student) vs {outcome.teacher.label} (teacher)",
+          ["evaluation", "n", "student MCC", "teacher MCC", "student exp. score", "teacher exp. score"],
+          [[r["evaluation"], r["n"], num(r["student_mcc"]), num(r["teacher_mcc"]), num(r["student_expected_score"]),
+            num(r["teacher_expected_score"])] for r in rows])
+    out.print(f"registered {outcome.student.label} (id {outcome.student.id}), a {student} student of "
+              f"{outcome.teacher.label}: cut {outcome.result.threshold:.4f} baked into its head, "
+              f"{outcome.result.seconds:.0f} s")
 
 
 def _comma_list(text: str, what: str, cast=str) -> list:  # noqa: ANN001

@@ -60,7 +60,7 @@ def test_defaults_come_from_the_catalog_and_settings_only_override(clean_env, ho
 def test_an_override_of_no_job_is_refused_naming_it(clean_env, home, engine, yaml_text: str, named: str) -> None:  # noqa: ANN001
     (home / "roadwork.yaml").write_text(yaml_text)
     settings = load_settings()
-    with pytest.raises(SettingsError, match="jobs: ab_test, evaluate_champion") as info:
+    with pytest.raises(SettingsError, match="jobs: ab_test, distill, evaluate_champion") as info:
         catalog.check_overrides(settings.scheduler)
     assert named in str(info.value)
     with pytest.raises(SettingsError, match=named.replace(".", r"\.")):

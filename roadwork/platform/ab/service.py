@@ -65,18 +65,17 @@ def _split_key(config: Any) -> tuple[Any, ...]:
 def _replay_outcome(engine: Engine, settings: Settings, test: ABTest, *, seed: int, data_path: Path | None,
                     min_n: int, n_boot: int, alpha: float) -> ABOutcome:
     """Both versions on one replay of A's validation split, each answering with its own calibration."""
-    from roadwork.platform.evaluation.validation import data_splits
+    from roadwork.platform.evaluation.validation import checkpoint_train_config, data_splits
     from roadwork.platform.registry.service import checkout, store
     from roadwork.platform.evaluation.replay import run_replay
-    from roadwork.trainer.model.checkpoint import checkpoint_config, read_meta
     from roadwork.trainer.eval.predict import Predictor
 
     with read_session(engine) as session:
         va, vb = repo.get_version(session, test.version_a_id), repo.get_version(session, test.version_b_id)
     ckpt_a, ckpt_b = checkout(settings, va), checkout(settings, vb)
     pred_a, pred_b = Predictor.load(ckpt_a), Predictor.load(ckpt_b)
-    config_a = checkpoint_config(read_meta(ckpt_a))
-    config_b = checkpoint_config(read_meta(ckpt_b))
+    config_a = checkpoint_train_config(ckpt_a)
+    config_b = checkpoint_train_config(ckpt_b)
     data = data_splits(settings, config_a, data_path)
     shadow = _Shadow(pred_a, pred_b)
     run = run_replay(shadow, data.val, test.sample_size, seed, cache_resave=settings.evaluation.cache_resave)

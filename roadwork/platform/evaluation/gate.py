@@ -181,11 +181,13 @@ def replay_identity(settings: Settings, evaluation: repo.Evaluation) -> str:
 
 def training_data_path(settings: Settings, version: repo.Version) -> Path:
     """The dataset a version was trained on, from its checkpoint's config."""
-    from roadwork.platform.evaluation.validation import resolve_data_path
+    from roadwork.platform.evaluation.validation import (
+        checkpoint_train_config,
+        resolve_data_path,
+    )
     from roadwork.platform.registry.service import checkout
-    from roadwork.trainer.model.checkpoint import checkpoint_config, read_meta
 
-    config = checkpoint_config(read_meta(checkout(settings, version)))
+    config = checkpoint_train_config(checkout(settings, version))
     return resolve_data_path(settings, config.data.path)
 
 

@@ -28,7 +28,7 @@ from roadwork.platform.registry.service import store
 from roadwork.platform.evaluation.scoring import expected_reward, summarize
 from roadwork.trainer.data.records import Record, decode_image
 from roadwork.trainer.eval.metrics import binary_metrics, bootstrap_mcc_ci, roc_auc, threshold, threshold_sweep
-from roadwork.trainer.eval.predict import Predictor, to_pixels
+from roadwork.trainer.eval.predict import Predictor, StudentPredictor, to_pixels
 from roadwork.trainer.eval.tta import DEFAULT_VARIANTS, compare_variants
 
 BATCH = 64
@@ -139,6 +139,9 @@ def evaluate_replay(
     if n < 2:
         raise ValueError(f"a replay needs at least 2 challenges, got {n}")
     version, predictor, data = load_for_evaluation(engine, settings, ref, data_path)
+    if tta and isinstance(predictor, StudentPredictor):
+        raise ValueError(f"--tta: {version.label} is a student (a stock architecture the miner serves without "
+                         "test-time augmentation); TTA is measured on roadwork checkpoints")
     path, val, fingerprint = data.path, data.val, data.fingerprint
     resave = settings.evaluation.cache_resave if cache_resave is None else cache_resave
     run = run_replay(predictor, val, n, seed, flips=flips, cache_resave=resave, progress=progress, keep_images=tta)

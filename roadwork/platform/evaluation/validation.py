@@ -22,6 +22,7 @@ from roadwork.trainer.config import TrainConfig
 from roadwork.trainer.data.records import ReadReport, Record, decode_image, read_records, split_records
 from roadwork.trainer.eval.metrics import binary_metrics, bootstrap_mcc_ci, threshold
 from roadwork.trainer.eval.predict import Predictor
+from roadwork.trainer.student.model import is_student_dir, read_student_meta
 from roadwork.trainer.loop.train import data_fingerprint
 
 MISSING = "(missing)"
@@ -93,8 +94,12 @@ def load_for_evaluation(
     with read_session(engine) as session:
         version = repo.get_version(session, ref)
     ckpt = checkout(settings, version)
-    config = checkpoint_config(read_meta(ckpt))
-    return version, Predictor.load(ckpt), data_splits(settings, config, data_path)
+    return version, Predictor.load(ckpt), data_splits(settings, checkpoint_train_config(ckpt), data_path)
+
+
+def checkpoint_train_config(ckpt: Path) -> TrainConfig:
+    """The training config a checkpoint carries (a student carries its teacher's: same data, same split)."""
+    return checkpoint_config(read_student_meta(ckpt) if is_student_dir(ckpt) else read_meta(ckpt))
 
 
 def evaluate_version(

@@ -25,6 +25,11 @@ def train_job(config: str = "") -> dict[str, Any]:
     return run_job("train", config=config)
 
 
+def distill_job(teacher: str = "", student: str = "dinov2") -> dict[str, Any]:
+    """Distil a teacher version into a stock-architecture student and register it."""
+    return run_job("distill", teacher=teacher, student=student)
+
+
 def mine_job() -> dict[str, Any]:
     """Mine hard negatives with the champion."""
     return run_job("mine")

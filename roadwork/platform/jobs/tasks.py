@@ -101,6 +101,21 @@ def train_task(config: str = "") -> dict[str, Any]:
     return summary
 
 
+def distill_task(teacher: str = "", student: str = "dinov2") -> dict[str, Any]:
+    """Distil `teacher` (empty: the newest version that is not a student) into a `student` student, register it
+    and evaluate it on the validation split and the teacher's replays."""
+    from roadwork.platform.distillation import comparison_rows, distill_version
+
+    settings = load_settings()
+    engine = get_engine(settings.db_url)
+    outcome = distill_version(engine, settings, teacher or None, student or None, actor="scheduler",
+                              show_progress=False)
+    return {"version": outcome.student.label, "teacher": outcome.teacher.label,
+            "threshold": round(outcome.result.threshold, 6),
+            "evaluations": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                            for row in comparison_rows(outcome)]}
+
+
 def approve_candidate(engine: Engine, settings: Settings, ref: str | int, *, actor: str, reason: str) -> str:
     """An operator's approval: deploy a candidate whose latest gate decision passed (with that decision)."""
     from roadwork.platform.evaluation.gate import latest_gate_event, pending_candidates

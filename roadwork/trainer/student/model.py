@@ -120,6 +120,12 @@ def roadwork_probability(logits: Any) -> Any:
     return logits.float().softmax(dim=-1)[:, ROADWORK]
 
 
+def pixel_values(processor: Any, images: Any) -> Any:
+    """A batch of PIL images -> the student's input tensor (B, 3, S, S), by the student's own image processor:
+    the very preprocessing the stock pipeline applies, in training, evaluation and serving alike."""
+    return processor(images=list(images), return_tensors="pt")["pixel_values"]
+
+
 STUDENT_FORMAT = "roadwork-student/1"  # `format` in a student folder's roadwork.json
 META = "roadwork.json"
 PROCESSOR_CONFIG = "preprocessor_config.json"
@@ -146,28 +152,58 @@ def save_student(model: Any, processor: Any, out_dir: Any, meta: dict[str, Any])
                                        sort_keys=True) + "\n")
 
 
+def _stock_spec(path: Any) -> StudentSpec | None:
+    """The student kind of a plain model repository (config.json naming a stock student class, no roadwork.json),
+    as published for the stock miner; None for anything else."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    classes = config.get("architectures") or [] if isinstance(config, dict) else []
+    return next((s for s in STUDENTS.values() if s.model_class in classes), None)
+
+
 def is_student_dir(path: Any) -> bool:
+    """A folder written by `save_student`, or a plain stock model repository of a student class without it."""
     import json
     from pathlib import Path
 
     meta = Path(path) / META
+    if not meta.exists():
+        return _stock_spec(path) is not None
     try:
         return meta.is_file() and json.loads(meta.read_text()).get("format") == STUDENT_FORMAT
     except (OSError, ValueError):
         return False
 
 
+def read_student_meta(path: Any) -> dict[str, Any]:
+    """roadwork.json of a student folder (ValueError when it is not one)."""
+    import json
+    from pathlib import Path
+
+    meta = json.loads((Path(path) / META).read_text())
+    if meta.get("format") != STUDENT_FORMAT:
+        raise ValueError(f"{path}: not a student folder (format {meta.get('format')!r})")
+    return meta
+
+
 def load_student(path: Any) -> tuple[Any, Any, dict[str, Any]]:
-    """(model in eval mode, image processor, roadwork.json) of a folder written by `save_student`."""
+    """(model in eval mode, image processor, roadwork.json) of a folder written by `save_student`; a plain stock
+    repository without roadwork.json loads too (its meta is then only `student_kind`)."""
     import json
     from pathlib import Path
 
     import transformers
 
     path = Path(path)
-    meta = json.loads((path / META).read_text())
-    if meta.get("format") != STUDENT_FORMAT:
-        raise ValueError(f"{path}: not a student folder (format {meta.get('format')!r})")
+    if not (path / META).exists() and (stock := _stock_spec(path)) is not None:
+        meta: dict[str, Any] = {"student_kind": stock.kind}
+    else:
+        meta = read_student_meta(path)
     spec = student_spec(meta["student_kind"])
     model = getattr(transformers, spec.model_class).from_pretrained(path).eval()
     settings = json.loads((path / PROCESSOR_CONFIG).read_text())
