@@ -96,6 +96,12 @@ def running_jobs() -> list[str]:
         return sorted(_running)
 
 
+def running_children() -> dict[str, int]:
+    """job id -> pid of each running child (also its process group id: children start in a session of their own)."""
+    with _lock:
+        return {job_id: proc.pid for job_id, proc in _running.items()}
+
+
 def cancel(job_id: str) -> bool:
     """Kill the running child of `job_id`; False if none is running."""
     with _lock:
