@@ -252,3 +252,34 @@ def test_a_deploy_stops_before_the_next_link_switch_once_its_fence_fails(engine,
     assert assert_consistent(engine, settings).id == v1.id
     with read_session(engine) as s:
         assert len(repo.alias_history(s)) == 1
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_job_child_ends_itself_when_its_scheduler_is_killed(home, tmp_path) -> None:
+    code = ("from roadwork.platform.jobs.runner import run_in_subprocess; "
+            f"run_in_subprocess('sleepy', 'tests.platform.jobfuncs:sleepy', logs_dir={str(tmp_path)!r}, "
+            "timeout_s=900, seconds=600)")
+    parent = subprocess.Popen([sys.executable, "-c", code], env=child_env(), cwd=ROOT)
+    try:
+        logs = _wait_until("the child's log", lambda: [p for p in (tmp_path / "jobs").glob("*.log")
+                                                       if "going to sleep" in p.read_text()])
+        [child] = _children_of(parent.pid)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(30)
+        _wait_until("the child to end", lambda: not process_alive(child), timeout=30)
+        assert "is gone; ending this job" in logs[0].read_text()
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()

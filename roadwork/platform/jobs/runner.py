@@ -21,6 +21,7 @@ from apscheduler.util import ref_to_obj
 
 from roadwork.clock import utcnow
 from roadwork.platform.jobs import catalog
+from roadwork.platform.jobs.worker import PARENT_ENV
 from roadwork.settings import load_settings
 
 _running: dict[str, subprocess.Popen] = {}
@@ -55,7 +56,7 @@ def run_in_subprocess(job_id: str, target: str, *, logs_dir: Path, timeout_s: fl
         log.write(f"# {job_id}: {target}({kwargs}) started {utcnow().isoformat()}Z, timeout {timeout_s:.0f} s\n")
         log.flush()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())})
         with _lock:
             _running[job_id] = proc
         try:

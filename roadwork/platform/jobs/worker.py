@@ -24,6 +24,7 @@ from pathlib import Path
 from apscheduler.util import ref_to_obj
 
 WATCH_S = 1.0
+PARENT_ENV = "ROADWORK_WORKER_PARENT"  # the pid of the process that started this worker (set by the runner)
 
 
 def _watch_parent(parent: int) -> None:
@@ -35,7 +36,10 @@ def _watch_parent(parent: int) -> None:
 
 def main(argv: list[str]) -> int:
     target, kwargs_json, result_path = argv
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True, name="parent-watchdog").start()
+    # The parent's pid comes from the runner: a parent that died before this line must not be mistaken for the
+    # process that adopted the orphan.
+    parent = int(os.environ.get(PARENT_ENV) or os.getppid())
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="parent-watchdog").start()
     func = ref_to_obj(target)
     try:
         result = func(**json.loads(kwargs_json))
