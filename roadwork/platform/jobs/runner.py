@@ -21,7 +21,6 @@ from apscheduler.util import ref_to_obj
 
 from roadwork.clock import utcnow
 from roadwork.platform.jobs import catalog
-from roadwork.platform.jobs.worker import PARENT_ENV
 from roadwork.settings import load_settings
 
 _running: dict[str, subprocess.Popen] = {}
@@ -51,12 +50,13 @@ def run_in_subprocess(job_id: str, target: str, *, logs_dir: Path, timeout_s: fl
     log_path = log_path_for(logs_dir, job_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     result_path = log_path.with_suffix(".result.json")
-    argv = [sys.executable, "-m", "roadwork.platform.jobs.worker", target, json.dumps(kwargs), str(result_path)]
+    argv = [sys.executable, "-m", "roadwork.platform.jobs.worker", target, json.dumps(kwargs), str(result_path),
+            str(os.getpid())]
     with open(log_path, "w") as log:
         log.write(f"# {job_id}: {target}({kwargs}) started {utcnow().isoformat()}Z, timeout {timeout_s:.0f} s\n")
         log.flush()
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", PARENT_ENV: str(os.getpid())})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
         with _lock:
             _running[job_id] = proc
         try:
