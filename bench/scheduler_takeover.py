@@ -29,13 +29,19 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import update  # noqa: E402
+from sqlalchemy import update
 
-from roadwork.db import models as m  # noqa: E402
-from roadwork.db import repo  # noqa: E402
-from roadwork.db.engine import dispose_engines, make_engine, migrate, read_session, write_session  # noqa: E402
-from roadwork.platform.jobs.scheduler import SchedulerBusyError, SchedulerService  # noqa: E402
-from roadwork.settings import load_settings  # noqa: E402
+from roadwork.db import models as m
+from roadwork.db import repo
+from roadwork.db.engine import (
+    dispose_engines,
+    make_engine,
+    migrate,
+    read_session,
+    write_session,
+)
+from roadwork.platform.jobs.scheduler import SchedulerBusyError, SchedulerService
+from roadwork.settings import load_settings
 
 
 def one(home: Path, other_host: bool, retry_s: float) -> tuple[float, float]:

@@ -35,7 +35,7 @@ while [ ! -e "{home}/reload-go" ] && [ $i -lt 1200 ]; do sleep 0.1; i=$((i+1)); 
 """
 
 
-def _wait_until(what: str, check, timeout: float = 120):  # noqa: ANN001, ANN202
+def _wait_until(what: str, check, timeout: float = 120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
@@ -57,24 +57,24 @@ def _slow_reload(home: Path, clean_env: pytest.MonkeyPatch, **scheduler: str) ->
     return load_settings()
 
 
-def _two_deploys(engine, settings: Settings, ckpt) -> tuple[repo.Version, repo.Version]:  # noqa: ANN001
+def _two_deploys(engine, settings: Settings, ckpt) -> tuple[repo.Version, repo.Version]:
     v1, v2 = register(engine, settings, ckpt)
     registry.deploy(engine, settings, v1.version, actor="t", reason="first")
     registry.deploy(engine, settings, v2.version, actor="t", reason="second")
     return v1, v2
 
 
-def _submit(engine, kind: str, payload: dict, reason: str = "test") -> int:  # noqa: ANN001
+def _submit(engine, kind: str, payload: dict, reason: str = "test") -> int:
     with write_session(engine) as s:
         return repo.submit_command(s, kind=kind, payload=payload, requested_by="test", reason=reason).id
 
 
-def _command(engine, command_id: int) -> repo.Command:  # noqa: ANN001
+def _command(engine, command_id: int) -> repo.Command:
     with read_session(engine) as s:
         return repo.get_command(s, command_id)
 
 
-def _runs(engine, job_id: str) -> list[repo.JobRun]:  # noqa: ANN001
+def _runs(engine, job_id: str) -> list[repo.JobRun]:
     with read_session(engine) as s:
         return repo.list_job_runs(s, job_id=job_id)
 
@@ -240,7 +240,7 @@ def test_a_deploy_stops_before_the_next_link_switch_once_its_fence_fails(engine,
     first, second = settings.publish_dirs
     seen_by_second: list[str | None] = []
 
-    def fence(session) -> None:  # noqa: ANN001 - lost right after the first target switched
+    def fence(session) -> None:  # lost right after the first target switched
         if getattr(publish.serving(first), "name", None) == registry.release_name(v2):
             seen_by_second.append(getattr(publish.serving(second), "name", None))
             raise repo.LeaseLostError("the scheduler lease was taken over (test)")
