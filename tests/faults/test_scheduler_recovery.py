@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from roadwork.clock import utcnow
-from roadwork.db import repo
+from roadwork.db import deploy_state, repo
 from roadwork.db.engine import read_session, write_session
 from roadwork.platform.jobs import runner
 from roadwork.platform.jobs.scheduler import SchedulerBusyError, SchedulerService
@@ -283,3 +284,24 @@ def test_a_job_child_ends_itself_when_its_scheduler_is_killed(home, tmp_path) ->
         if parent.poll() is None:
             parent.kill()
             parent.wait()
+
+
+def test_a_deploy_whose_lock_was_taken_over_switches_no_link(engine, two_targets, tiny_checkpoint) -> None:
+    settings = two_targets
+    v1, v2 = register(engine, settings, tiny_checkpoint)
+    registry.deploy(engine, settings, v1.version, actor="t", reason="first")
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that no longer runs: the process that "took over" the lock, then died
+
+    def steal_once(session) -> None:  # runs with the intent's write: the lock expires and changes hands there
+        if not stolen:
+            seen = deploy_state.current_lock(session)
+            stolen.append(deploy_state.try_acquire(session, holder="other:1:x", hostname=socket.gethostname(),
+                                                   pid=gone.pid, purpose="deploy elsewhere", ttl_s=900, seen=seen))
+
+    stolen: list = []
+    with pytest.raises(registry.DeployError, match="lock"):
+        registry.deploy(engine, settings, v2.version, actor="t", reason="late", fence=steal_once)
+    assert stolen and stolen[0] is not None
+    assert _serving(settings) == {registry.release_name(v1)}  # refused before the first link switch
+    assert assert_consistent(engine, settings).id == v1.id  # the next holder reverts the recorded intent

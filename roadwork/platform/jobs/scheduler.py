@@ -168,8 +168,14 @@ class SchedulerService:
         with write_session(self.engine) as session:
             ok = repo.renew_lease(session, self.holder, self.token)
         if not ok:
-            self.lost.set()
+            self._lose()
         return ok
+
+    def _lose(self) -> None:
+        """The lease is gone: start no more runs (the serve loop stops; `stop()` ends our children)."""
+        self.lost.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()
 
     def _heartbeat_loop(self) -> None:
         """On its own thread, so that a long command applied inline (a deploy with a slow reload) never lets the
@@ -189,7 +195,7 @@ class SchedulerService:
         try:
             repo.check_lease(session, self.holder, self.token)
         except repo.LeaseLostError:
-            self.lost.set()
+            self._lose()
             raise
 
     # --- recovery ----------------------------------------------------------------------------------------------
