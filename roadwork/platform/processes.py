@@ -38,10 +38,13 @@ def command_line(pid: int) -> list[str] | None:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def is_job_worker(pid: int) -> bool:
-    """Whether `pid` runs and is a roadwork job worker (`python -m roadwork.platform.jobs.worker ...`)."""
+def is_job_worker(pid: int, logs_dir: Path | None = None) -> bool:
+    """Whether `pid` runs and is a roadwork job worker (`python -m roadwork.platform.jobs.worker ...`); with
+    `logs_dir`, one whose result file lies under it (a worker of this home, not of another registry's scheduler)."""
     argv = command_line(pid)
-    return bool(argv) and process_alive(pid) and WORKER_MODULE in argv
+    if not argv or WORKER_MODULE not in argv or not process_alive(pid):
+        return False
+    return logs_dir is None or any(part.startswith(f"{Path(logs_dir)}{os.sep}") for part in argv)
 
 
 def is_roadwork_process(pid: int) -> bool:

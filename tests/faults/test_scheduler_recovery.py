@@ -129,10 +129,14 @@ def test_a_killed_scheduler_is_recovered_by_the_next(engine, two_targets, tiny_c
 def test_recovery_ends_recorded_worker_groups_and_never_a_reused_pid(engine, clean_env, home, tmp_path) -> None:
     clean_env.setenv("ROADWORK_SCHEDULER__TIMEOUTS_S", json.dumps({"evaluate_champion": 1}))  # the requeued run
     settings = load_settings()
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "roadwork.platform.jobs.worker", "tests.platform.jobfuncs:sleepy",
-         json.dumps({"seconds": 600}), str(tmp_path / "result.json")],
-        env=child_env(), cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def start_worker(result: Path) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "roadwork.platform.jobs.worker", "tests.platform.jobfuncs:sleepy",
+             json.dumps({"seconds": 600}), str(result)],
+            env=child_env(), cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    worker = start_worker(settings.logs_dir / "jobs" / "train.result.json")
+    elsewhere = start_worker(tmp_path / "other-home" / "logs" / "jobs" / "train.result.json")  # another registry's
     stranger = subprocess.Popen(["sleep", "600"], start_new_session=True)  # a recorded pid now used by another program
     try:
         now = utcnow()
@@ -141,6 +145,8 @@ def test_recovery_ends_recorded_worker_groups_and_never_a_reused_pid(engine, cle
                                         child_pid=worker.pid, child_pgid=worker.pid)
             mine = repo.record_job_run(s, job_id="mine", status="started", trigger="command", started_at=now,
                                        child_pid=stranger.pid, child_pgid=stranger.pid)
+            other = repo.record_job_run(s, job_id="mine", status="started", trigger="schedule", started_at=now,
+                                        child_pid=elsewhere.pid, child_pgid=elsewhere.pid)
             evaluate = repo.record_job_run(s, job_id="evaluate_champion", status="started", trigger="schedule",
                                            started_at=now)
             pipeline = repo.record_job_run(s, job_id="deploy", status="started", trigger="pipeline", started_at=now)
@@ -151,10 +157,12 @@ def test_recovery_ends_recorded_worker_groups_and_never_a_reused_pid(engine, cle
         try:
             assert worker.wait(30) == -signal.SIGKILL
             assert stranger.poll() is None, "a process that is not a roadwork worker was killed"
+            assert elsewhere.poll() is None, "a worker of another home was killed"
             with read_session(engine) as s:
                 runs = {r.id: r for r in repo.list_job_runs(s)}
             assert runs[train.id].status == "failed" and f"group {worker.pid} was ended" in runs[train.id].error
-            assert runs[mine.id].status == "failed" and "was ended" not in runs[mine.id].error
+            for run_id in (mine.id, other.id):
+                assert runs[run_id].status == "failed" and "was ended" not in runs[run_id].error
             assert runs[evaluate.id].status == "failed" and "run again" in runs[evaluate.id].error
             assert runs[pipeline.id].status == "started"  # not a run of the scheduler's: left alone
             assert _command(engine, command.id).status == "failed"
@@ -165,7 +173,7 @@ def test_recovery_ends_recorded_worker_groups_and_never_a_reused_pid(engine, cle
                 runner.cancel(job_id)
             service.stop()
     finally:
-        for proc in (worker, stranger):
+        for proc in (worker, elsewhere, stranger):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

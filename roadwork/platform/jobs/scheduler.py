@@ -203,7 +203,8 @@ class SchedulerService:
         """What a scheduler that died (or lost its lease) left behind, repaired once we hold the lease.
 
         Runs it left `started`: their child process groups are ended (after checking that the recorded pid still
-        is a roadwork worker, so a reused pid is never killed) and they are recorded as failed. Commands it left
+        is a roadwork worker of this home, so a reused pid, or another machine's, is never killed) and they are
+        recorded as failed. Commands it left
         `applying` are failed with a message (a deploy's or rollback's effect is then what reconcile finds).
         Returns the runs whose job asks to be run again (`JobSpec.requeue_after_crash`), for after the start.
         """
@@ -212,7 +213,8 @@ class SchedulerService:
         requeue = []
         for run in runs:
             ended = False
-            if run.child_pgid is not None and run.child_pid is not None and is_job_worker(run.child_pid):
+            ours = run.child_pid is not None and is_job_worker(run.child_pid, self.settings.logs_dir)
+            if ours and run.child_pgid is not None:
                 ended = end_group(run.child_pgid)
             spec = JOBS.get(run.job_id)
             again = spec is not None and spec.requeue_after_crash and spec.runnable_without_arguments
