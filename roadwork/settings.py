@@ -36,7 +36,8 @@ class _Section(BaseModel):
 
 class SchedulerSettings(_Section):
     lease_timeout_s: float = Field(
-        60.0, gt=0, description="A lease whose heartbeat is older than this is stale and may be taken over."
+        60.0, gt=0, description="A lease whose heartbeat is older than this is stale and may be taken over (a holder "
+        "on this machine whose process is gone is taken over at once)."
     )
     heartbeat_s: float = Field(10.0, gt=0, description="How often the scheduler renews its lease.")
     command_poll_s: float = Field(2.0, gt=0, description="How often the scheduler reads the commands table.")

@@ -20,7 +20,10 @@ jobs_app = typer.Typer(help="Scheduled jobs (changes go through the scheduler's 
 def scheduler(
     max_seconds: Annotated[float | None, typer.Option(help="Stop after this long (default: run until Ctrl-C).")] = None,
 ) -> None:
-    """Run the scheduler: owns the job store (one per database), runs jobs, applies commands."""
+    """Run the scheduler: owns the job store (one per database), runs jobs, applies commands.
+
+    On start: takes a dead scheduler's lease over (at once on this machine), ends its jobs, fails its runs, commands.
+    """
     import logging
     import signal
 

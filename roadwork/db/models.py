@@ -160,6 +160,8 @@ class JobRun(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     trigger: Mapped[str] = mapped_column(String(32), default="schedule")  # schedule | command | cli
     created_at: Mapped[UTCTime]
+    child_pid: Mapped[int | None] = mapped_column(Integer)  # the run's child process, while it runs in one
+    child_pgid: Mapped[int | None] = mapped_column(Integer)  # its process group (ended whole after a crash)
 
 
 class SchedulerCommand(Base):
@@ -180,11 +182,16 @@ class SchedulerCommand(Base):
 
 
 class SchedulerLease(Base):
-    """The single row that says which scheduler process owns the job store, renewed by heartbeat."""
+    """The single row that says which scheduler process owns the job store, renewed by heartbeat.
+
+    `token` grows by one whenever the lease changes hands (a fencing token): a scheduler that lost the lease
+    fails its next check by holder and token and stops.
+    """
 
     __tablename__ = "scheduler_lease"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    token: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     holder: Mapped[Str255]  # "<hostname>:<pid>:<random>"
     hostname: Mapped[Str255]
     pid: Mapped[int] = mapped_column(Integer)

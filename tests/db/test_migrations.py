@@ -62,3 +62,17 @@ def test_a_database_behind_the_scripts_is_upgraded_and_one_at_head_is_left_alone
     migrate(engine)
     assert at_head(engine) and current_revision(engine) == "0006_signin_limits"
     assert "ablation_studies" in inspect(engine).get_table_names()
+
+
+def test_upgrading_to_0005_keeps_the_lease_and_the_runs(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'leased.db'}")
+    migrate(engine, "0004_deploy_lock")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO scheduler_lease (id, holder, hostname, pid, acquired_at, heartbeat_at) "
+                             "VALUES (1, 'h:1:a', 'h', 1, '2026-12-01 00:00:00', '2026-12-01 00:00:00')")
+        conn.exec_driver_sql("INSERT INTO job_runs (job_id, status, \"trigger\", created_at) "
+                             "VALUES ('train', 'started', 'schedule', '2026-12-01 00:00:00')")
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT holder, token FROM scheduler_lease").one() == ("h:1:a", 0)
+        assert conn.exec_driver_sql("SELECT job_id, child_pid FROM job_runs").one() == ("train", None)

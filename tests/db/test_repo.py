@@ -102,6 +102,22 @@ def test_lease_is_exclusive_until_stale(engine) -> None:
         assert repo.renew_lease(s, "B")
 
 
+def test_each_takeover_of_the_lease_gets_a_larger_fencing_token(engine) -> None:
+    with write_session(engine) as s:
+        _, first = repo.acquire_lease(s, holder="A", hostname="h", pid=1, timeout_s=60)
+    with write_session(engine) as s:  # a fresh heartbeat, but A's process was found gone: taken over at once
+        ok, second = repo.acquire_lease(s, holder="B", hostname="h", pid=2, timeout_s=60, holder_gone=True)
+    assert ok and second.token == first.token + 1
+    with write_session(engine) as s:
+        _, again = repo.acquire_lease(s, holder="B", hostname="h", pid=2, timeout_s=60)
+    assert again.token == second.token  # re-acquiring our own lease keeps the token
+    with write_session(engine) as s, pytest.raises(repo.LeaseLostError, match="now held by B"):
+        repo.check_lease(s, "A", first.token)
+    with write_session(engine) as s:
+        repo.check_lease(s, "B", second.token)
+        assert not repo.renew_lease(s, "B", first.token)  # the right holder with a stale token is refused
+
+
 def test_a_command_is_claimed_once(engine) -> None:
     with write_session(engine) as s:
         c = repo.submit_command(s, kind="pause", payload={"job_id": "x"}, requested_by="t")

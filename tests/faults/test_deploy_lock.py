@@ -11,9 +11,10 @@ import pytest
 
 from roadwork.db import deploy_state, repo
 from roadwork.db.engine import read_session, write_session
+from roadwork.platform.processes import process_alive
 from roadwork.platform.registry import publish
 from roadwork.platform.registry import service as registry
-from roadwork.platform.registry.lock import deploy_lock, process_alive
+from roadwork.platform.registry.lock import deploy_lock
 from tests.faults.conftest import register
 
 

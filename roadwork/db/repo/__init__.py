@@ -47,6 +47,7 @@ from roadwork.db.repo.commands import (
     Command,
     claim_command,
     complete_command,
+    fail_applying_commands,
     get_command,
     list_commands,
     pending_commands,
@@ -70,7 +71,9 @@ from roadwork.db.repo.evaluations import (
 )
 from roadwork.db.repo.lease import (
     Lease,
+    LeaseLostError,
     acquire_lease,
+    check_lease,
     current_lease,
     release_lease,
     renew_lease,
@@ -93,6 +96,8 @@ from roadwork.db.repo.runs import (
     finish_job_run,
     list_job_runs,
     record_job_run,
+    set_run_child,
+    unfinished_job_runs,
 )
 from roadwork.db.repo.signin import (
     SignInCount,
@@ -159,6 +164,7 @@ __all__ = [
     "JobRun",
     "LeaderboardEntry",
     "Lease",
+    "LeaseLostError",
     "LineageEntry",
     "MinerCells",
     "NewHardNegativeItem",
@@ -186,6 +192,7 @@ __all__ = [
     "audit_events_with_actions",
     "audit_of_action_since",
     "audit_of_actions",
+    "check_lease",
     "claim_command",
     "complete_command",
     "condition_cells",
@@ -196,6 +203,7 @@ __all__ = [
     "current_lease",
     "delete_signin_count",
     "evaluations_of",
+    "fail_applying_commands",
     "failed_job_runs",
     "find_user",
     "finish_job_run",
@@ -239,10 +247,12 @@ __all__ = [
     "replay_or_latest_evaluation",
     "semver_key",
     "set_ab_status",
+    "set_run_child",
     "snapshot_miner_cells",
     "submit_command",
     "to_entity",
     "uid_history",
+    "unfinished_job_runs",
     "update_user",
     "versions_by_id",
 ]

@@ -85,3 +85,14 @@ def get_command(session: Session, command_id: int) -> Command:
 def list_commands(session: Session, limit: int = 50) -> list[Command]:
     query = select(m.SchedulerCommand).order_by(m.SchedulerCommand.id.desc()).limit(limit)
     return [to_entity(Command, r) for r in session.scalars(query)]
+
+
+def fail_applying_commands(session: Session, outcome: str) -> list[Command]:
+    """Mark every command left `applying` (its scheduler died or lost its lease mid-way) as failed with `outcome`."""
+    rows = list(session.scalars(select(m.SchedulerCommand).where(m.SchedulerCommand.status == "applying")
+                                .order_by(m.SchedulerCommand.id)))
+    now = utcnow()
+    for row in rows:
+        row.status, row.outcome, row.applied_at = "failed", outcome, now
+    session.flush()
+    return [to_entity(Command, r) for r in rows]

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
@@ -28,6 +28,8 @@ class JobRun:
     result: dict[str, Any] | None
     trigger: str
     created_at: dt.datetime
+    child_pid: int | None = None
+    child_pgid: int | None = None
 
 
 RUN_STATUSES = ("submitted", "started", "succeeded", "failed", "missed", "skipped", "cancelled")
@@ -78,4 +80,22 @@ def failed_job_runs(session: Session, limit: int) -> list[JobRun]:
     """The newest failed or missed runs, newest first."""
     query = (select(m.JobRun).where(m.JobRun.status.in_(("failed", "missed")))
              .order_by(m.JobRun.id.desc()).limit(limit))
+    return [to_entity(JobRun, r) for r in session.scalars(query)]
+
+
+def set_run_child(session: Session, job_id: str, *, pid: int, pgid: int) -> bool:
+    """Record the child process of the newest `started` run of `job_id` that has none yet; False if there is none
+    (the run's row is not written yet)."""
+    newest = (select(m.JobRun.id).where(m.JobRun.job_id == job_id, m.JobRun.status == "started",
+                                        m.JobRun.child_pid.is_(None))
+              .order_by(m.JobRun.id.desc()).limit(1).scalar_subquery())
+    result = session.execute(update(m.JobRun).where(m.JobRun.id == newest).values(child_pid=pid, child_pgid=pgid))
+    return result.rowcount == 1
+
+
+def unfinished_job_runs(session: Session, triggers: tuple[str, ...]) -> list[JobRun]:
+    """Runs with one of `triggers` still `submitted` or `started`, oldest first: after a scheduler crash, the runs
+    it left behind."""
+    query = (select(m.JobRun).where(m.JobRun.status.in_(("submitted", "started")), m.JobRun.trigger.in_(triggers))
+             .order_by(m.JobRun.id))
     return [to_entity(JobRun, r) for r in session.scalars(query)]

@@ -50,6 +50,9 @@ class JobSpec:
     cron: str | None  # default schedule (UTC crontab); None: on demand only (run now)
     timeout_s: float | None  # default wall-clock limit of the child process; None: runs in the scheduler's thread
     args: tuple[JobArg, ...] = ()
+    # A run left `started` by a scheduler that died: False, recorded as failed; True, also run again once the next
+    # scheduler starts (for idempotent jobs runnable without arguments, such as evaluations).
+    requeue_after_crash: bool = False
 
     @property
     def func(self) -> str:
@@ -71,7 +74,7 @@ class JobSpec:
 
 JOBS: dict[str, JobSpec] = {spec.id: spec for spec in (
     JobSpec("evaluate_champion", "roadwork.platform.jobs.tasks:evaluate_champion_task",
-            "Evaluate the champion (validation and replay)", "17 * * * *", HOUR_S),
+            "Evaluate the champion (validation and replay)", "17 * * * *", HOUR_S, requeue_after_crash=True),
     JobSpec("train", "roadwork.platform.jobs.tasks:train_task", "Train a candidate, evaluate, gate and deploy",
             "0 3 * * 1", 6 * HOUR_S,
             (JobArg("config", str, "", "preset file; empty: the embedded tiny preset"),)),

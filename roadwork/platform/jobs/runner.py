@@ -50,7 +50,8 @@ def run_in_subprocess(job_id: str, target: str, *, logs_dir: Path, timeout_s: fl
     log_path = log_path_for(logs_dir, job_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     result_path = log_path.with_suffix(".result.json")
-    argv = [sys.executable, "-m", "roadwork.platform.jobs.worker", target, json.dumps(kwargs), str(result_path)]
+    argv = [sys.executable, "-m", "roadwork.platform.jobs.worker", target, json.dumps(kwargs), str(result_path),
+            str(os.getpid())]
     with open(log_path, "w") as log:
         log.write(f"# {job_id}: {target}({kwargs}) started {utcnow().isoformat()}Z, timeout {timeout_s:.0f} s\n")
         log.flush()
@@ -94,6 +95,12 @@ def run_job(job_id: str, **kwargs: Any) -> dict:
 def running_jobs() -> list[str]:
     with _lock:
         return sorted(_running)
+
+
+def running_children() -> dict[str, int]:
+    """job id -> pid of each running child (also its process group id: children start in a session of their own)."""
+    with _lock:
+        return {job_id: proc.pid for job_id, proc in _running.items()}
 
 
 def cancel(job_id: str) -> bool:

@@ -1,10 +1,15 @@
 """The scheduler process: one owner of the job store, steered only through the commands table.
 
-`SchedulerService.start()` takes the lease (a second scheduler on the same database refuses to start, a
-stale lease is taken over), starts APScheduler with the JSON job store, registers the catalog's scheduled jobs
-the first time only (so pauses and reschedules survive restarts), and records every run in `job_runs` from
-listeners. `serve()` then heartbeats the lease and applies pending commands until stopped, each kind through its
-handler in `COMMAND_HANDLERS`.
+`SchedulerService.start()` takes the lease (a second scheduler on the same database refuses to start; a lease
+whose heartbeat is stale, or whose holder's process on this machine is gone, is taken over), starts the
+heartbeat on its own thread, recovers what a dead scheduler left (`recover`), starts APScheduler with the JSON
+job store, registers the catalog's scheduled jobs the first time only (so pauses and reschedules survive
+restarts), and records every run in `job_runs` from listeners. `serve()` then applies pending commands until
+stopped, each kind through its handler in `COMMAND_HANDLERS`.
+
+The lease carries a fencing token. Claiming a command and every step of a deploy or rollback that changes what is
+served (each link switch, the alias move) check holder and token in their own transaction (`fence`); a scheduler
+that lost the lease stops there, and stops serving.
 """
 
 from __future__ import annotations
@@ -31,20 +36,22 @@ from apscheduler.events import (
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
 from roadwork.cron import cron_trigger
 from roadwork.settings import Settings
 from roadwork.db import repo
-from roadwork.db.engine import is_locked_error, read_session, retry_when_locked, write_session
+from roadwork.db.engine import read_session, retry_when_locked, write_session
 from roadwork.platform.events import EventForwarder
-from roadwork.platform.jobs import catalog
+from roadwork.platform.jobs import catalog, runner
 from roadwork.platform.jobs.catalog import JOBS
 from roadwork.platform.jobs.store import JsonJobStore
+from roadwork.platform.processes import end_group, is_job_worker, process_alive
 
 log = logging.getLogger(__name__)
 RUN_NOW_SEP = "@cmd"
+SCHEDULER_TRIGGERS = ("schedule", "command")  # the runs a scheduler records itself (not `cli` or `pipeline`)
 
 
 class SchedulerBusyError(RuntimeError):
@@ -64,11 +71,16 @@ class SchedulerService:
     _runs: dict[tuple[str, dt.datetime | None], int] = field(default_factory=dict)
     _runs_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
+    token: int = 0  # the lease's fencing token while we hold it
+    lost: threading.Event = field(default_factory=threading.Event)  # set once the lease is found taken over
+    _children_recorded: set[int] = field(default_factory=set)
 
     # --- lifecycle ------------------------------------------------------------------------------------------
     def start(self) -> None:
         catalog.check_overrides(self.settings.scheduler)  # a bad override stops the start, before the lease
         self._acquire_lease()
+        threading.Thread(target=self._heartbeat_loop, daemon=True, name="scheduler-heartbeat").start()
+        requeue = self.recover()
         # A deploy killed mid-way leaves the champion and the published link apart: repair (or alert) first.
         from roadwork.platform.registry.reconcile import reconcile
 
@@ -95,34 +107,28 @@ class SchedulerService:
             with write_session(self.engine) as session:
                 repo.add_audit(session, actor="scheduler", action="job_parked", target=job_id, reason=why)
         self.scheduler.resume()
+        for run in requeue:
+            self._requeue(run)
         log.info("scheduler %s started; jobs: %s", self.holder, [j.id for j in self.scheduler.get_jobs()])
 
     def stop(self) -> None:
         self._stop.set()
+        if self.lost.is_set():  # another scheduler owns the store now: our children must not run on
+            for job_id in runner.running_jobs():
+                runner.cancel(job_id)
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         with write_session(self.engine) as session:
             repo.release_lease(session, self.holder)
 
     def serve(self, max_seconds: float | None = None) -> None:
-        """Heartbeat and apply commands until `stop()` (or `max_seconds`, for tests)."""
+        """Apply commands until `stop()`, the loss of the lease (or `max_seconds`, for tests)."""
         opts = self.settings.scheduler
         deadline = None if max_seconds is None else utcnow() + dt.timedelta(seconds=max_seconds)
-        last_beat = utcnow()
         while not self._stop.is_set():
-            if (utcnow() - last_beat).total_seconds() >= opts.heartbeat_s:
-                try:
-                    renewed = self.heartbeat()
-                except OperationalError as exc:  # still locked after the retries: try again at the next beat
-                    if not is_locked_error(exc):
-                        raise
-                    log.error("scheduler heartbeat: the database stayed locked; trying again next beat")
-                    renewed = None
-                if renewed is False:
-                    log.error("lost the scheduler lease to another process; stopping")
-                    break
-                if renewed:
-                    last_beat = utcnow()
+            if self.lost.is_set():
+                log.error("lost the scheduler lease to another process; stopping")
+                break
             self.apply_pending_commands()
             self.events.forward()
             if deadline is not None and utcnow() >= deadline:
@@ -131,11 +137,24 @@ class SchedulerService:
 
     # --- lease -----------------------------------------------------------------------------------------------
     def _acquire_lease(self) -> None:
+        hostname = socket.gethostname()
         with write_session(self.engine) as session:
+            seen = repo.current_lease(session)
+            # A holder on this machine whose process is gone (kill -9, a crash) is taken over at once, not after
+            # the timeout; a pid reused by another process only delays the takeover to the timeout.
+            gone = seen is not None and seen.holder != self.holder and seen.hostname == hostname and \
+                seen.pid != os.getpid() and not process_alive(seen.pid)
             ok, lease = repo.acquire_lease(
-                session, holder=self.holder, hostname=socket.gethostname(), pid=os.getpid(),
-                timeout_s=self.settings.scheduler.lease_timeout_s,
+                session, holder=self.holder, hostname=hostname, pid=os.getpid(),
+                timeout_s=self.settings.scheduler.lease_timeout_s, holder_gone=gone,
             )
+            if ok and seen is not None and seen.holder != self.holder and seen.heartbeat_at.year > 1970:
+                age = (lease.acquired_at - seen.heartbeat_at).total_seconds()
+                repo.add_audit(session, actor="scheduler", action="scheduler_lease_taken_over", target=self.holder,
+                               details={"from": seen.holder, "process_gone": gone, "heartbeat_age_s": round(age, 1),
+                                        "token": lease.token})
+        if ok:
+            self.token = lease.token
         if not ok:
             age = (utcnow() - lease.heartbeat_at).total_seconds()
             raise SchedulerBusyError(
@@ -145,11 +164,101 @@ class SchedulerService:
             )
 
     def heartbeat(self) -> bool:
+        """Renew the lease (holder and token); False, and `lost` set, when another scheduler has taken it."""
         def renew() -> bool:
             with write_session(self.engine) as session:
-                return repo.renew_lease(session, self.holder)
+                return repo.renew_lease(session, self.holder, self.token)
 
-        return retry_when_locked(renew, what="scheduler heartbeat")
+        ok = retry_when_locked(renew, what="scheduler heartbeat")  # a sign-in flood's short writes: wait, retry
+        if not ok:
+            self._lose()
+        return ok
+
+    def _lose(self) -> None:
+        """The lease is gone: start no more runs (the serve loop stops; `stop()` ends our children)."""
+        self.lost.set()
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()
+
+    def _heartbeat_loop(self) -> None:
+        """On its own thread, so that a long command applied inline (a deploy with a slow reload) never lets the
+        lease go stale; each beat also records new child processes on their runs."""
+        while not self._stop.wait(self.settings.scheduler.heartbeat_s):
+            try:
+                if not self.heartbeat():
+                    log.error("scheduler lease taken over by another process; stopping")
+                    self._stop.set()
+                    return
+                self.record_children()
+            except Exception:  # a database hiccup: try again at the next beat
+                log.exception("scheduler heartbeat failed; retrying")
+
+    def fence(self, session: Session) -> None:
+        """Inside a write transaction: raise `repo.LeaseLostError` (and set `lost`) unless we still hold the lease."""
+        try:
+            repo.check_lease(session, self.holder, self.token)
+        except repo.LeaseLostError:
+            self._lose()
+            raise
+
+    # --- recovery ----------------------------------------------------------------------------------------------
+    def recover(self) -> list[repo.JobRun]:
+        """What a scheduler that died (or lost its lease) left behind, repaired once we hold the lease.
+
+        Runs it left `started`: their child process groups are ended (after checking that the recorded pid still
+        is a roadwork worker of this home, so a reused pid, or another machine's, is never killed) and they are
+        recorded as failed. Commands it left
+        `applying` are failed with a message (a deploy's or rollback's effect is then what reconcile finds).
+        Returns the runs whose job asks to be run again (`JobSpec.requeue_after_crash`), for after the start.
+        """
+        with read_session(self.engine) as session:
+            runs = repo.unfinished_job_runs(session, SCHEDULER_TRIGGERS)
+        requeue = []
+        for run in runs:
+            ended = False
+            ours = run.child_pid is not None and is_job_worker(run.child_pid, self.settings.logs_dir)
+            if ours and run.child_pgid is not None:
+                ended = end_group(run.child_pgid)
+            spec = JOBS.get(run.job_id)
+            again = spec is not None and spec.requeue_after_crash and spec.runnable_without_arguments
+            error = ("the scheduler running it stopped (killed or lost its lease) before it finished"
+                     + (f"; its child process group {run.child_pgid} was ended" if ended else "")
+                     + ("; run again" if again else ""))
+            with write_session(self.engine) as session:
+                repo.finish_job_run(session, run.id, status="failed", error=error)
+                repo.add_audit(session, actor="scheduler", action="job_recovered", target=run.job_id, reason=error,
+                               details={"run_id": run.id, "child_pgid": run.child_pgid, "ended": ended,
+                                        "requeued": again})
+            if again:
+                requeue.append(run)
+            log.warning("run %s of %s: %s", run.id, run.job_id, error)
+        with write_session(self.engine) as session:
+            failed = repo.fail_applying_commands(
+                session, "the scheduler applying it stopped (killed or lost its lease) before it finished; "
+                "its effect, if any, is what the registry shows now (deploys and rollbacks are reconciled)")
+            for command in failed:
+                repo.add_audit(session, actor="scheduler", action=f"command_{command.kind}",
+                               target=str(command.payload), reason=command.reason,
+                               details={"ok": False, "outcome": command.outcome, "command_id": command.id})
+        return requeue
+
+    def _requeue(self, run: repo.JobRun) -> None:
+        job = self.scheduler.get_job(run.job_id)
+        func, kwargs = (job.func_ref, job.kwargs) if job is not None else (JOBS[run.job_id].func, {})
+        self.scheduler.add_job(func, "date", run_date=dt.datetime.now(dt.UTC), kwargs=kwargs,
+                               id=f"{run.job_id}{RUN_NOW_SEP}requeue-{run.id}", name=f"{run.job_id} (requeued)",
+                               misfire_grace_time=None)
+
+    def record_children(self) -> None:
+        """Record each new child process on its run's row, so that a later scheduler can end it after a crash."""
+        running = runner.running_children()
+        self._children_recorded &= set(running.values())
+        for job_id, pid in running.items():
+            if pid in self._children_recorded:
+                continue
+            with write_session(self.engine) as session:
+                if repo.set_run_child(session, job_id, pid=pid, pgid=pid):
+                    self._children_recorded.add(pid)
 
     # --- run records -------------------------------------------------------------------------------------------
     @staticmethod
@@ -206,9 +315,15 @@ class SchedulerService:
             pending = repo.pending_commands(session)
         applied = 0
         for command in pending:
-            with write_session(self.engine) as session:
-                if not repo.claim_command(session, command.id):
-                    continue
+            try:
+                with write_session(self.engine) as session:
+                    self.fence(session)
+                    if not repo.claim_command(session, command.id):
+                        continue
+            except repo.LeaseLostError:
+                log.error("lost the scheduler lease; command %s left for the next scheduler", command.id)
+                self._stop.set()
+                break
             try:
                 outcome, ok = self._apply(command), True
             except Exception as exc:  # noqa: BLE001 - every failure is recorded as the command's outcome
@@ -290,7 +405,7 @@ def _rollback(service: SchedulerService, command: repo.Command) -> str:
     from roadwork.platform.registry.service import rollback
 
     result = rollback(service.engine, service.settings, to=command.payload.get("to"), reason=command.reason,
-                      actor=command.requested_by)
+                      actor=command.requested_by, fence=service.fence)
     return f"champion rolled back to {result.version.label}"
 
 
@@ -298,7 +413,7 @@ def _approve(service: SchedulerService, command: repo.Command) -> str:
     from roadwork.platform.jobs.tasks import approve_candidate
 
     return approve_candidate(service.engine, service.settings, command.payload["version"],
-                             actor=command.requested_by, reason=command.reason)
+                             actor=command.requested_by, reason=command.reason, fence=service.fence)
 
 
 def _reject(service: SchedulerService, command: repo.Command) -> str:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from roadwork.clock import utcnow
 from roadwork.settings import Settings, load_settings
@@ -59,11 +60,11 @@ def evaluate_champion_task() -> dict[str, Any]:
 
 
 def deploy_candidate(engine: Engine, settings: Settings, ref: str | int, *, actor: str, reason: str,
-                     gate_result: dict[str, Any] | None) -> dict[str, Any]:
+                     gate_result: dict[str, Any] | None, fence: Callable[[Session], None] | None = None) -> dict[str, Any]:
     from roadwork.platform.registry.service import deploy
 
     with pipeline_step(engine, "deploy") as step:
-        result = deploy(engine, settings, ref, actor=actor, reason=reason, gate_result=gate_result)
+        result = deploy(engine, settings, ref, actor=actor, reason=reason, gate_result=gate_result, fence=fence)
         step["result"] = {"version": result.version.label, "published": result.published,
                           "previous": result.previous.label if result.previous else None}
     return step["result"]
@@ -116,8 +117,10 @@ def distill_task(teacher: str = "", student: str = "dinov2") -> dict[str, Any]:
                             for row in comparison_rows(outcome)]}
 
 
-def approve_candidate(engine: Engine, settings: Settings, ref: str | int, *, actor: str, reason: str) -> str:
-    """An operator's approval: deploy a candidate whose latest gate decision passed (with that decision)."""
+def approve_candidate(engine: Engine, settings: Settings, ref: str | int, *, actor: str, reason: str,
+                      fence: Callable[[Session], None] | None = None) -> str:
+    """An operator's approval: deploy a candidate whose latest gate decision passed (with that decision).
+    `fence`: the scheduler's lease check, run before each change of what is served."""
     from roadwork.platform.evaluation.gate import latest_gate_event, pending_candidates
 
     with read_session(engine) as session:
@@ -130,5 +133,5 @@ def approve_candidate(engine: Engine, settings: Settings, ref: str | int, *, act
     if version.id not in waiting:  # deployed or rejected since the gate: a second or late approve does nothing
         raise ValueError(f"{version.label} is no longer waiting for approval (already deployed or rejected)")
     deployed = deploy_candidate(engine, settings, ref, actor=actor, reason=reason or "approved",
-                                gate_result=(event.details or {}) | {"approved_by": actor})
+                                gate_result=(event.details or {}) | {"approved_by": actor}, fence=fence)
     return f"{deployed['version']} approved and deployed"

@@ -15,7 +15,6 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from roadwork.clock import utcnow
 from roadwork.db import deploy_state, repo
 from roadwork.db.engine import read_session, write_session
+from roadwork.platform.processes import process_alive
 from roadwork.platform.registry.errors import DeployBusyError
 from roadwork.settings import Settings
 
@@ -39,21 +39,6 @@ class HeldLock:
     def fence(self, session: Session) -> None:
         """Inside a write transaction: raise `LockLostError` unless we still hold the lock (and extend it)."""
         deploy_state.fence(session, self.token, self.ttl_s)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` of this machine still runs (a zombie, killed but not yet reaped, does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    try:  # Linux: state is the field after the parenthesised command name
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
 
 
 def abandoned(lock: deploy_state.DeployLock, hostname: str) -> bool:

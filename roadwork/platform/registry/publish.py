@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,13 +123,18 @@ def install_release(src: Path, target: Path, name: str) -> Path:
     return release
 
 
-def publish_local(src: Path, target: Path, name: str) -> Published:
-    """Install `src` as `target/releases/<name>` (verified) and switch `target/current` to it."""
+def publish_local(src: Path, target: Path, name: str, before_switch: Callable[[], None] | None = None) -> Published:
+    """Install `src` as `target/releases/<name>` (verified) and switch `target/current` to it.
+
+    `before_switch` runs immediately before the switch (the caller's lock and lease checks): if it raises, the
+    link is left as it was."""
     target = Path(target)
     if target.joinpath(CURRENT).exists() and not target.joinpath(CURRENT).is_symlink():
         raise PublishError(f"{target / CURRENT} exists and is not a link made by roadwork; refusing to replace it")
     previous = serving(target)
     release = install_release(src, target, name)
+    if before_switch is not None:
+        before_switch()
     switch_current(target, release)
     fault_point("after_link_switch")
     return Published(target=target, release=release, previous=previous)

@@ -21,6 +21,7 @@ from typing import Any
 
 from PIL import Image
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from roadwork import __version__
 from roadwork.db import deploy_state, repo
@@ -44,6 +45,11 @@ from roadwork.trainer.model.checkpoint import load_checkpoint
 
 __all__ = ["DeployBusyError", "DeployError", "DeployResult", "ReconcileReport", "champion", "deploy", "reconcile",
            "rollback"]
+
+
+# A check that a caller (the scheduler: its lease) runs inside the transaction of every step that changes what is
+# served, after the deploy lock's own fence; it raises to stop the deploy there.
+Fence = Callable[[Session], None]
 
 
 @dataclass(frozen=True)
@@ -164,15 +170,31 @@ def _undo_all(done: list[publish.Published]) -> None:
         publish.undo(item)
 
 
+def _fenced(engine: Engine, lock: HeldLock, fence: Fence | None) -> Callable[[], None]:
+    """A check of the deploy lock (and the caller's `fence`) in a transaction of its own."""
+    def check() -> None:
+        with write_session(engine) as session:
+            lock.fence(session)
+            if fence is not None:
+                fence(session)
+    return check
+
+
 def _publish_everywhere(
-    engine: Engine, settings: Settings, lock: HeldLock, version: repo.Version, intent_fields: dict[str, Any]
+    engine: Engine, settings: Settings, lock: HeldLock, version: repo.Version, intent_fields: dict[str, Any],
+    fence: Fence | None = None,
 ) -> tuple[list[publish.Published], float, deploy_state.DeployIntent]:
-    """Export, record the intent, publish to each target; on any failure undo the targets already switched."""
+    """Export, record the intent, publish to each target (the lock and `fence` checked right before each link
+    switch); on any failure undo the targets already switched, unless the deploy lock itself was lost (then its
+    new holder reconciles the intent, and the links are no longer ours to touch)."""
     export_dir = export_for_deploy(settings, version)
     fault_point("after_export")
     name = release_name(version)
+    check = _fenced(engine, lock, fence)
     with write_session(engine) as session:
         lock.fence(session)
+        if fence is not None:
+            fence(session)
         intent = deploy_state.record_intent(
             session, lock_token=lock.token, version_id=version.id, release=name,
             previous={str(t): _serving_text(t) for t in settings.publish_dirs}, **intent_fields,
@@ -181,7 +203,7 @@ def _publish_everywhere(
     done: list[publish.Published] = []
     try:
         for target in settings.publish_dirs:
-            done.append(publish.publish_local(export_dir, target, name))
+            done.append(publish.publish_local(export_dir, target, name, before_switch=check))
         for item in done:
             publish.run_reload_hook(settings.publish.reload_command, item.target / publish.CURRENT)
         score = smoke_predict(done[0].target / publish.CURRENT)
@@ -195,6 +217,8 @@ def _publish_everywhere(
             lock.fence(session)
             intent = deploy_state.set_intent(session, intent.id, phase="published",
                                              published_to=[p.location for p in done])
+    except deploy_state.LockLostError:
+        raise
     except BaseException as exc:
         _undo_all(done)
         with contextlib.suppress(Exception), write_session(engine) as session:  # else reconcile reverts it
@@ -222,8 +246,10 @@ def _move(
     reason: str,
     gate_result: dict[str, Any] | None,
     label: str,
+    fence: Fence | None = None,
 ) -> DeployResult:
-    """Under the deploy lock: reconcile, pick the version (`choose`), publish it, move the alias."""
+    """Under the deploy lock: reconcile, pick the version (`choose`), publish it, move the alias. `fence` is
+    checked with the lock before each link switch and in the alias move's transaction."""
     with deploy_lock(engine, settings, f"{action} {label}") as lock:
         fault_point("after_lock")
         reconcile_locked(engine, settings, lock)
@@ -233,7 +259,7 @@ def _move(
         intent_fields = {"action": action, "from_version_id": previous.id if previous else None, "actor": actor,
                          "reason": reason, "gate_result": gate_result}
         try:
-            done, score, intent = _publish_everywhere(engine, settings, lock, version, intent_fields)
+            done, score, intent = _publish_everywhere(engine, settings, lock, version, intent_fields, fence)
         except Exception as exc:
             with write_session(engine) as session:
                 repo.add_audit(
@@ -246,6 +272,8 @@ def _move(
         try:
             with write_session(engine) as session:
                 lock.fence(session)
+                if fence is not None:
+                    fence(session)
                 event = repo.move_alias(
                     session, alias=repo.CHAMPION, to_version_id=version.id, action=action, actor=actor,
                     reason=reason, gate_result=gate_result, published_to=published,
@@ -256,8 +284,13 @@ def _move(
             # Another process holds the lock now and reconciles our intent (it is `published`): leave the links.
             raise DeployError(f"{action} of {version.label} lost the deploy lock before the alias move: {exc}"
                               ) from exc
-        except BaseException:
-            _undo_all(done)
+        except BaseException as exc:
+            _undo_all(done)  # we still hold the deploy lock: put every target back and close the intent
+            with contextlib.suppress(Exception), write_session(engine) as session:
+                deploy_state.set_intent(session, intent.id, status="reverted", outcome=f"failed: {exc}")
+            if isinstance(exc, Exception):
+                raise DeployError(f"{action} of {version.label} stopped before the alias move, champion "
+                                  f"unchanged: {exc}") from exc
             raise
         fault_point("after_alias_move")
     return DeployResult(version=version, previous=previous, event=event, published=published, smoke_score=score)
@@ -271,12 +304,13 @@ def deploy(
     actor: str,
     reason: str = "",
     gate_result: dict[str, Any] | None = None,
+    fence: Fence | None = None,
 ) -> DeployResult:
-    """Publish version `ref` and make it the champion."""
+    """Publish version `ref` and make it the champion (`fence`: see `_move`)."""
     with read_session(engine) as session:
         version = repo.get_version(session, ref)  # unknown versions fail before waiting for the lock
     return _move(engine, settings, lambda: version, action="deploy", actor=actor, reason=reason,
-                 gate_result=gate_result, label=version.label)
+                 gate_result=gate_result, label=version.label, fence=fence)
 
 
 def champion(engine: Engine, settings: Settings) -> repo.Version | None:
@@ -303,7 +337,8 @@ def rollback_target(engine: Engine, to: str | int | None = None) -> repo.Version
 
 
 def rollback(
-    engine: Engine, settings: Settings, *, reason: str, actor: str, to: str | int | None = None
+    engine: Engine, settings: Settings, *, reason: str, actor: str, to: str | int | None = None,
+    fence: Fence | None = None,
 ) -> DeployResult:
     """Make an earlier version the champion again and republish it. A reason is required."""
     if not reason.strip():
@@ -320,4 +355,4 @@ def rollback(
         return target
 
     return _move(engine, settings, choose, action="rollback", actor=actor, reason=reason, gate_result=None,
-                 label=f"to {to}" if to is not None else "to the previous champion")
+                 label=f"to {to}" if to is not None else "to the previous champion", fence=fence)

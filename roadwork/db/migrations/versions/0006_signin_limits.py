@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0006_signin_limits'
-down_revision = '0004_deploy_lock'  # rechain onto 0005 once a 0005 migration lands on main
+down_revision = '0005_scheduler_recovery'
 branch_labels = None
 depends_on = None
 
