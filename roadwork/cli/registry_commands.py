@@ -20,6 +20,9 @@ def _print_deploy(result, as_json: bool, verb: str) -> None:  # noqa: ANN001
         emit_json(result)
         return
     prev = result.previous.label if result.previous else "none"
+    if result.requested is not None:
+        out.print(f"{result.requested.label} is not in a stock architecture (deploy.format: stock): "
+                  f"publishing its newest student {result.version.label}")
     out.print(f"{verb} {result.version.label} (was {prev}); published to:")
     for path in result.published:
         out.print(f"  {path}")
