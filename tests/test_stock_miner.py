@@ -26,7 +26,13 @@ from roadwork.platform.registry import service as registry
 from roadwork.settings import load_settings
 from roadwork.trainer.data.records import read_records
 from roadwork.trainer.export.stock import stock_probabilities
-from roadwork.trainer.student.model import IMAGE_MEAN, IMAGE_STD, build_student, load_student, save_student
+from roadwork.trainer.student.model import (
+    IMAGE_MEAN,
+    IMAGE_STD,
+    build_student,
+    load_student,
+    save_student,
+)
 from tests.helpers import DEPLOY_FORMAT_VAR, ROOT, register_student
 
 MINER_PYTHON = ROOT / ".venv-miner" / "bin" / "python"
