@@ -114,7 +114,8 @@ def export(
     out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) directory to write the model repository to.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a version as a Hugging Face model repository the stock miner can load (trust_remote_code)."""
+    """Export a version as a Hugging Face model repository: a student as the plain folder the stock miner loads,
+    any other version with its model code (trust_remote_code)."""
     from roadwork.db import repo
     from roadwork.db.engine import read_session
     from roadwork.platform.registry.packaging import export_version
