@@ -277,7 +277,7 @@ def test_loading_refuses_weights_the_checkpoint_does_not_hold(exported, tmp_path
         if path.is_file():
             (renamed / path.name).write_bytes(path.read_bytes())
     tensors = load_file(str(exported / WEIGHTS))
-    victim = sorted(tensors)[0]
+    victim = min(tensors)
     tensors[f"old_layout.{victim}"] = tensors.pop(victim)
     save_file(tensors, str(renamed / WEIGHTS), metadata={"format": "pt"})
     with pytest.raises(ValueError, match=rf"1 weights of the model are not in model.safetensors and "

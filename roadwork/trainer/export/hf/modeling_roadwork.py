@@ -66,7 +66,7 @@ class RoadworkForImageClassification(PreTrainedModel):
         self.post_init()
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):  # noqa: ANN001, ANN206
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         """transformers' loading, then a refusal when any weight was not in the checkpoint (a release that names
         the weights differently loads the model with those weights random, and only warns)."""
         check_transformers()
