@@ -19,11 +19,10 @@ TEST_DEPLOY_FORMAT = {DEPLOY_FORMAT_VAR: "remote-code"}
 
 def roadwork(home: Path, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run the command line as a user does: a fresh process, `home` as ROADWORK_HOME, no other ROADWORK_ settings
-    than the deploy format in force in this process (see TEST_DEPLOY_FORMAT)."""
+    than the deploy format: the one this process sets, else the tests' (TEST_DEPLOY_FORMAT)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")}
     env["ROADWORK_HOME"] = str(home)
-    if DEPLOY_FORMAT_VAR in os.environ:
-        env[DEPLOY_FORMAT_VAR] = os.environ[DEPLOY_FORMAT_VAR]
+    env[DEPLOY_FORMAT_VAR] = os.environ.get(DEPLOY_FORMAT_VAR, TEST_DEPLOY_FORMAT[DEPLOY_FORMAT_VAR])
     done = subprocess.run([sys.executable, "-m", "roadwork.cli", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
     if check and done.returncode != 0:
