@@ -3,14 +3,23 @@
 # then the project with its dev extras. From PyPI, torch==2.13.0 on Linux is the CUDA build (gigabytes); for the
 # CPU build pass TORCH_INDEX=https://download.pytorch.org/whl/cpu (the same index the Dockerfile uses).
 # TORCH_SPEC=torch on a GPU box takes the newest CUDA build.
+# `make test` also makes .venv-miner: the stock miner's environment (its transformers pin, this torch), where
+# tests/test_stock_miner.py loads what deploy publishes with the miner's own calls.
 
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 TORCH_INDEX ?=
+MINER_VENV ?= .venv-miner
+# The stock miner (release 2.0.4) pins transformers 4.45.2, torch 2.6.0 and torchvision 0.21. Only CUDA builds of
+# that torch are on PyPI (with about 2.5 GB of nvidia packages; the CPU build is on the PyTorch index), so the
+# miner's environment takes this project's CPU torch and no torchvision; the test falls back to the slow image
+# processor only where torchvision is missing. The exact pins: make miner-env MINER_TORCH="torch==2.6.0 torchvision==0.21.0"
+MINER_TORCH ?= $(TORCH_SPEC)
+MINER_SPEC ?= transformers==4.45.2 pillow numpy safetensors
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all demo scheduler dashboard bench clean
+.PHONY: install miner-env run test test-all demo scheduler dashboard bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +30,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+$(MINER_VENV)/.installed:
+	test -x $(MINER_VENV)/bin/python || python3 -m venv $(MINER_VENV)
+	$(MINER_VENV)/bin/python -m pip install -q $(MINER_TORCH) $(MINER_SPEC)
+	touch $@
+
+miner-env: $(MINER_VENV)/.installed
+
 run: install
 	$(VENV)/bin/roadwork demo
 	@echo "starting the scheduler and the dashboard (Ctrl-C stops both)"
@@ -28,10 +44,13 @@ run: install
 	trap 'kill $$sched 2>/dev/null; wait $$sched 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/roadwork dashboard
 
+# A miner environment that cannot be made fails tests/test_stock_miner.py under CI=true (it skips elsewhere).
 test: install
+	$(MAKE) miner-env || echo "warning: could not make $(MINER_VENV) (see above)"
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-all: install
+	$(MAKE) miner-env || echo "warning: could not make $(MINER_VENV) (see above)"
 	$(VENV)/bin/pytest -m "" $(PYTEST_ARGS)
 
 demo: install
@@ -44,4 +63,4 @@ dashboard: install
 	$(VENV)/bin/roadwork dashboard
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(MINER_VENV) build *.egg-info .pytest_cache

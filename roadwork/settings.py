@@ -184,6 +184,18 @@ class PublishSettings(_Section):
     )
 
 
+class DeploySettings(_Section):
+    format: Literal["stock", "remote-code"] = Field(
+        "stock",
+        description="stock: publish a student in an architecture the stock miner's transformers knows (deploying a "
+        "teacher publishes its newest student; none: refused); remote-code: publish the version itself with its "
+        "model code, for miners that install the detector plug-in.",
+    )
+    max_size_mb: float = Field(
+        500.0, gt=0, description="A published model folder larger than this (MB, 10^6 bytes) is refused before publishing."
+    )
+
+
 class LeaderboardSettings(_Section):
     source: Literal["none", "taostats", "btcli", "json"] = Field(
         "none", description="Where standings come from: none, the Taostats API, btcli JSON, or a JSON URL."
@@ -257,6 +269,9 @@ class Settings(BaseSettings):
     uid: int | None = Field(None, ge=0, description="Our miner UID on the subnet.")
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings, description="Scheduler process options.")
     publish: PublishSettings = Field(default_factory=PublishSettings, description="Where deployments are published.")
+    deploy: DeploySettings = Field(
+        default_factory=DeploySettings, description="What a deployment publishes: a stock student or remote code."
+    )
     leaderboard: LeaderboardSettings = Field(
         default_factory=LeaderboardSettings, description="Where standings come from."
     )

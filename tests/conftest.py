@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from roadwork.settings import Settings, load_settings
 from roadwork.db.engine import dispose_engines, make_engine, migrate
 from roadwork.trainer.config import TrainConfig
+from tests.helpers import TEST_DEPLOY_FORMAT
 
 DB_NAME = "roadwork.db"
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,10 +43,12 @@ def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """No ROADWORK_* variable of the developer's shell leaks into a test."""
+    """No ROADWORK_* variable of the developer's shell leaks into a test (the tests' deploy format is set)."""
     for key in list(os.environ):
         if key.startswith("ROADWORK_") or key == "HF_TOKEN":
             monkeypatch.delenv(key)
+    for key, value in TEST_DEPLOY_FORMAT.items():
+        monkeypatch.setenv(key, value)
     return monkeypatch
 
 

@@ -11,13 +11,19 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# The tiny teachers that most tests deploy are not distilled, so test homes deploy in the remote-code format (the
+# product's default is `stock`, which refuses a version without a student). Tests of the stock format set it.
+DEPLOY_FORMAT_VAR = "ROADWORK_DEPLOY__FORMAT"
+TEST_DEPLOY_FORMAT = {DEPLOY_FORMAT_VAR: "remote-code"}
+
 
 def roadwork(home: Path, *args: str, check: bool = True, timeout: float = 600,
              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run the command line as a user does: a fresh process, `home` as ROADWORK_HOME, no other ROADWORK_ settings
-    but those in `env`."""
+    but those in `env`, and the deploy format: the one this process sets, else the tests' (TEST_DEPLOY_FORMAT)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")} | (env or {})
     env["ROADWORK_HOME"] = str(home)
+    env.setdefault(DEPLOY_FORMAT_VAR, os.environ.get(DEPLOY_FORMAT_VAR, TEST_DEPLOY_FORMAT[DEPLOY_FORMAT_VAR]))
     done = subprocess.run([sys.executable, "-m", "roadwork.cli", *args], env=env, cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout)
     if check and done.returncode != 0:
@@ -59,3 +65,27 @@ def serve_champion(engine) -> None:  # noqa: ANN001 - a SQLAlchemy Engine (impor
         release = Path(target) / publish.RELEASES / release_name(champion)
         release.mkdir(parents=True, exist_ok=True)
         publish.switch_current(Path(target), release)
+
+
+def register_student(engine, settings, teacher, folder: Path, *, kind: str = "dinov2", threshold: float = 0.3,
+                     seed: int = 0):  # (Engine, Settings, Version) -> Version
+    """A tiny random student of `teacher` with the calibrated cut `threshold` in its head, registered as the
+    distill step registers one: a student folder as the artifact, the teacher as parent, config["student"]."""
+    import torch
+
+    from roadwork.platform.registry.service import register_version
+    from roadwork.trainer.student.model import (
+        build_student,
+        save_student,
+        shift_threshold,
+    )
+
+    torch.manual_seed(seed)
+    model, processor = build_student(kind)
+    with torch.no_grad():  # a head that separates images, so that scores spread around the cut
+        model.classifier.weight.normal_(0.0, 2.0)
+    shift_threshold(model, threshold)
+    student = {"kind": kind, "teacher": teacher.label, "teacher_id": teacher.id, "threshold": threshold, "epochs": 1}
+    save_student(model, processor, folder, {"teacher": teacher.label, "threshold": threshold})
+    return register_version(engine, settings, folder, config={"student": student}, metrics={},
+                            data_fingerprint=teacher.data_fingerprint, parent_id=teacher.id, actor="test")

@@ -29,6 +29,9 @@ def _print_deploy(result, as_json: bool, verb: str) -> None:  # noqa: ANN001
         emit_json(result)
         return
     prev = result.previous.label if result.previous else "none"
+    if result.requested is not None:
+        out.print(f"{result.requested.label} is not in a stock architecture (deploy.format: stock): "
+                  f"publishing its newest student {result.version.label}")
     out.print(f"{verb} {result.version.label} (was {prev}); published to:")
     for path in result.published:
         out.print(f"  {path}")
@@ -137,7 +140,8 @@ def export(
     out_dir: Annotated[Path, typer.Option("--out", help="New (or empty) directory to write the model repository to.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Export a version as a Hugging Face model repository the stock miner can load (trust_remote_code)."""
+    """Export a version as a Hugging Face model repository: a student as the plain folder the stock miner loads,
+    any other version with its model code (trust_remote_code)."""
     from roadwork.db import repo
     from roadwork.db.engine import read_session
     from roadwork.platform.registry.packaging import export_version

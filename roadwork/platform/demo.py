@@ -66,7 +66,10 @@ def run_demo(
     for line in evaluation_lines(evaluation, replay, applied=applied):
         log(line)
 
-    deployed = deploy(engine, settings, version.id, actor="demo", reason="demo run")
+    # The demo's model is not distilled into a stock student, so it is published with its model code
+    # (deploy.format: remote-code), whatever the settings say; `roadwork distill` makes what the stock miner loads.
+    remote_code = settings.model_copy(update={"deploy": settings.deploy.model_copy(update={"format": "remote-code"})})
+    deployed = deploy(engine, remote_code, version.id, actor="demo", reason="demo run")
     log(f"[5/5] deployed {version.label} as champion; serving from {settings.publish_dirs[0] / CURRENT}")
     with read_session(engine) as session:
         n_versions = len(repo.list_versions(session))
@@ -119,6 +122,8 @@ gate:
   policy: auto            # a candidate that passes the gate is deployed at once (manual: wait for approval)
   replay_challenges: 300  # small, so the demo's pipeline finishes in about a minute on two CPU cores
   min_cell_n: 100         # with 300 challenges, judge only the large condition cells
+deploy:
+  format: remote-code     # the demo's models are not distilled: publish them with their model code
 """
 
 

@@ -29,6 +29,7 @@ import pytest
 import requests
 
 from tests.conftest import ROOT
+from tests.helpers import TEST_DEPLOY_FORMAT
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The machine has no outside network: these keep chromium from waiting on it.
@@ -179,7 +180,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def _scheduler_and_dashboard(home: Path, logs: Path) -> Iterator[Running]:
     """`roadwork scheduler` and `roadwork dashboard` on `home`, both up; both stopped on the way out."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROADWORK_")}
-    env.update(ROADWORK_HOME=str(home), ROADWORK_SCHEDULER__COMMAND_POLL_S="0.3")
+    env.update(ROADWORK_HOME=str(home), ROADWORK_SCHEDULER__COMMAND_POLL_S="0.3", **TEST_DEPLOY_FORMAT)
     running = Running(url=f"http://127.0.0.1:{_free_port()}", scheduler_log=logs / "scheduler.log",
                       dashboard_log=logs / "dashboard.log")
     procs = []

@@ -31,7 +31,7 @@ from roadwork.db.engine import dispose_engines, make_engine, read_session, write
 from roadwork.platform import users
 from roadwork.settings import load_settings
 from tests.dashboard.ops_seed import OUR_UID, OpsSeed, seed
-from tests.helpers import serve_champion
+from tests.helpers import TEST_DEPLOY_FORMAT, serve_champion
 
 DB_NAME = "roadwork.db"  # the default `<home>/roadwork.db` of `Settings.db_url`
 
@@ -67,6 +67,8 @@ def empty_home(tmp_path: Path, template_db: Path, monkeypatch: pytest.MonkeyPatc
     for key in list(os.environ):
         if key.startswith("ROADWORK_"):
             monkeypatch.delenv(key)
+    for key, value in TEST_DEPLOY_FORMAT.items():
+        monkeypatch.setenv(key, value)
     monkeypatch.setenv("ROADWORK_HOME", str(tmp_path))
     assert load_settings().db_url == f"sqlite:///{tmp_path.resolve() / DB_NAME}"
     shutil.copyfile(template_db, tmp_path / DB_NAME)

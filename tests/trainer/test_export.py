@@ -266,3 +266,34 @@ def test_ensemble_of_members_with_different_image_sizes_is_refused(checkpoints, 
     with pytest.raises(ValueError, match="image size"):
         export_model(ckpt, tmp_path / "model", model_card=CARD)
     assert not (tmp_path / "model").exists()
+
+
+def test_loading_refuses_weights_the_checkpoint_does_not_hold(exported, tmp_path) -> None:
+    from transformers import AutoModelForImageClassification
+
+    renamed = tmp_path / "renamed_weights"  # as a release that names the weights differently would see them
+    renamed.mkdir()
+    for path in exported.iterdir():
+        if path.is_file():
+            (renamed / path.name).write_bytes(path.read_bytes())
+    tensors = load_file(str(exported / WEIGHTS))
+    victim = min(tensors)
+    tensors[f"old_layout.{victim}"] = tensors.pop(victim)
+    save_file(tensors, str(renamed / WEIGHTS), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=rf"1 weights of the model are not in model.safetensors and "
+                                                     rf"would stay random: {victim} \(1 weights of the file") as refused:
+        AutoModelForImageClassification.from_pretrained(str(renamed), trust_remote_code=True)
+    assert type(refused.value).__name__ == "IncompleteWeightsError"
+    model = AutoModelForImageClassification.from_pretrained(str(exported), trust_remote_code=True)
+    assert model.config.id2label == {0: "None", 1: "Roadwork"}  # the intact export loads
+
+
+@pytest.mark.parametrize(("version", "works"), [("4.45.2", False), ("4.57.6", False), ("5.0.0", False),
+                                                ("5.17.0", True), ("5.25.0", True), ("6.0.0", False)])
+def test_the_exported_code_declares_the_transformers_range_it_works_in(version, works) -> None:
+    from roadwork.trainer.export.hf.configuration_roadwork import transformers_problem
+
+    problem = transformers_problem(version)
+    assert (problem is None) == works
+    if not works:
+        assert problem.startswith(f"this Roadwork Ops model needs transformers >=5.17,<6.0 (found {version})")

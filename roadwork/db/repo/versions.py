@@ -102,6 +102,14 @@ def count_versions(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(m.ModelVersion))
 
 
+def newest_student(session: Session, teacher_id: int) -> Version | None:
+    """The newest student distilled from version `teacher_id` (its config's `student.teacher_id`), or None."""
+    teacher = m.ModelVersion.config["student"]["teacher_id"].as_integer()
+    query = select(m.ModelVersion).where(teacher == teacher_id).order_by(m.ModelVersion.id.desc()).limit(1)
+    row = session.scalars(query).first()
+    return None if row is None else to_entity(Version, row)
+
+
 @dataclass(frozen=True)
 class VersionHead:
     """A version without its config and metrics: enough to list or label it."""

@@ -11,6 +11,7 @@ alias does not move. If the process dies instead, the next deploy, rollback or `
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -32,7 +33,7 @@ from roadwork.platform.registry.errors import DeployBusyError, DeployError
 from roadwork.platform.registry.faults import fault_point
 from roadwork.platform.registry.hub import publish_to_hub
 from roadwork.platform.registry.lock import HeldLock, deploy_lock
-from roadwork.platform.registry.packaging import export_version
+from roadwork.platform.registry.packaging import export_version, version_to_publish
 from roadwork.platform.registry.reconcile import (
     ReconcileReport,
     reconcile,
@@ -41,7 +42,9 @@ from roadwork.platform.registry.reconcile import (
 )
 from roadwork.settings import Settings
 from roadwork.trainer.eval.predict import Predictor
+from roadwork.trainer.export.stock import stock_probabilities
 from roadwork.trainer.model.checkpoint import load_checkpoint
+from roadwork.trainer.student.model import is_student_dir
 
 __all__ = ["DeployBusyError", "DeployError", "DeployResult", "ReconcileReport", "champion", "deploy", "reconcile",
            "rollback"]
@@ -59,6 +62,7 @@ class DeployResult:
     event: repo.AliasEvent
     published: list[str]
     smoke_score: float
+    requested: repo.Version | None = None  # the teacher asked for, when its student was published instead
 
 
 def code_revision() -> str:
@@ -129,7 +133,11 @@ def load_version(settings: Settings, version: repo.Version, device: str = "cpu")
 
 def smoke_predict(model_dir: Path) -> float:
     """Load a published copy as the miner would and score one grey 224 px image: must be a probability."""
-    score = Predictor.load(model_dir).predict([Image.new("RGB", (224, 224), (128, 128, 128))])[0]
+    image = Image.new("RGB", (224, 224), (128, 128, 128))
+    if is_student_dir(model_dir):  # TODO(distill): Predictor.load reads student folders once `roadwork predict` does
+        score = stock_probabilities(model_dir, [image])[0]
+    else:
+        score = Predictor.load(model_dir).predict([image])[0]
     if not 0.0 <= score <= 1.0:  # also false for NaN
         raise DeployError(f"smoke prediction is not a probability: {score}")
     return float(score)
@@ -306,11 +314,14 @@ def deploy(
     gate_result: dict[str, Any] | None = None,
     fence: Fence | None = None,
 ) -> DeployResult:
-    """Publish version `ref` and make it the champion (`fence`: see `_move`)."""
+    """Publish version `ref` (under `deploy.format: stock`, its newest student) and make it the champion
+    (`fence`: see `_move`)."""
     with read_session(engine) as session:
-        version = repo.get_version(session, ref)  # unknown versions fail before waiting for the lock
-    return _move(engine, settings, lambda: version, action="deploy", actor=actor, reason=reason,
-                 gate_result=gate_result, label=version.label, fence=fence)
+        requested = repo.get_version(session, ref)  # unknown versions fail before waiting for the lock
+        version = version_to_publish(session, settings, requested)  # so does a teacher without a student
+    result = _move(engine, settings, lambda: version, action="deploy", actor=actor, reason=reason,
+                   gate_result=gate_result, label=version.label, fence=fence)
+    return result if version.id == requested.id else dataclasses.replace(result, requested=requested)
 
 
 def champion(engine: Engine, settings: Settings) -> repo.Version | None:
@@ -347,8 +358,8 @@ def rollback(
         rollback_target(engine, to)  # an unknown version fails at once, before waiting for the lock
 
     def choose() -> repo.Version:  # under the lock: the champion cannot move between the choice and the publish
-        target = rollback_target(engine, to)
         with read_session(engine) as session:
+            target = version_to_publish(session, settings, rollback_target(engine, to))
             current = repo.alias_holder(session)
         if current is not None and current.id == target.id:
             raise DeployError(f"{target.label} is already the champion")

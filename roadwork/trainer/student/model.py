@@ -134,8 +134,10 @@ PROCESSOR_CONFIG = "preprocessor_config.json"
 def save_student(model: Any, processor: Any, out_dir: Any, meta: dict[str, Any]) -> None:
     """A plain model repository (config.json, model.safetensors, preprocessor_config.json) plus roadwork.json.
 
-    The processor's config names the class transformers 4.45.2 knows (newer releases save a `...Pil` variant
-    when torchvision is missing, a name the stock miner's transformers cannot resolve)."""
+    The processor's config names no class, so that the model_type picks the stock processor: newer releases save
+    a `...Pil` variant when torchvision is missing, a name the stock miner's transformers cannot resolve, and
+    under 4.45.2 `use_fast=True` turns a named `BitImageProcessor` into `BitImageProcessorFast`, which 4.45.2
+    does not have (the load fails), while the model_type dinov2 maps to the slow `BitImageProcessor` there."""
     import json
     from pathlib import Path
 
@@ -146,7 +148,7 @@ def save_student(model: Any, processor: Any, out_dir: Any, meta: dict[str, Any])
     spec = next(s for s in STUDENTS.values() if s.model_class == type(model).__name__)
     config_path = out / PROCESSOR_CONFIG
     config = json.loads(config_path.read_text())
-    config["image_processor_type"] = spec.processor_class
+    config.pop("image_processor_type", None)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     (out / META).write_text(json.dumps({"format": STUDENT_FORMAT, "student_kind": spec.kind, **meta}, indent=2,
                                        sort_keys=True) + "\n")

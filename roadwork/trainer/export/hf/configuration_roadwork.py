@@ -1,6 +1,33 @@
-"""Config of an exported Roadwork Ops classifier (Hugging Face `trust_remote_code` model)."""
+"""Config of an exported Roadwork Ops classifier (Hugging Face `trust_remote_code` model).
 
+This code works with the transformers releases in TRANSFORMERS_RANGE (checked when a model is loaded): older
+ones name the backbone's weights differently and would leave them at their random initialisation.
+"""
+
+import re
+
+import transformers
 from transformers import PretrainedConfig
+
+TRANSFORMERS_RANGE = ((5, 17), (6, 0))  # >= 5.17 (5.0 cannot import this code from a local folder), < 6.0
+
+
+def transformers_problem(version: str = transformers.__version__) -> str | None:
+    """Why this code cannot run under transformers `version` (None: it can)."""
+    low, high = TRANSFORMERS_RANGE
+    match = re.match(r"(\d+)\.(\d+)", version)
+    found = (int(match[1]), int(match[2])) if match else None
+    if found is None or not low <= found < high:
+        return (f"this Roadwork Ops model needs transformers >={low[0]}.{low[1]},<{high[0]}.{high[1]} (found "
+                f"{version}); in another release, serve its stock student (deploy.format: stock) instead")
+    return None
+
+
+def check_transformers() -> None:
+    """Raise ImportError when the running transformers is outside TRANSFORMERS_RANGE."""
+    problem = transformers_problem()
+    if problem is not None:
+        raise ImportError(problem)
 
 
 class RoadworkConfig(PretrainedConfig):
@@ -25,6 +52,7 @@ class RoadworkConfig(PretrainedConfig):
         roadwork_version: str = "",
         **kwargs,
     ) -> None:
+        check_transformers()
         kwargs.setdefault("id2label", {0: "None", 1: "Roadwork"})
         kwargs.setdefault("label2id", {"None": 0, "Roadwork": 1})
         super().__init__(**kwargs)

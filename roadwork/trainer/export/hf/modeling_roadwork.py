@@ -5,15 +5,36 @@ calibrated probability.
 score("Roadwork") = q, the calibrated probability the product itself predicts.
 """
 
+import json
+
 import torch
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.utils import cached_file
 
-from .configuration_roadwork import RoadworkConfig
+from .configuration_roadwork import RoadworkConfig, check_transformers
 from .roadwork_networks import build_from_config
 
 EPS = 1e-7
+WEIGHTS = "model.safetensors"
+HUB_KWARGS = ("cache_dir", "force_download", "proxies", "token", "revision", "local_files_only", "subfolder")
+
+
+class IncompleteWeightsError(ValueError):
+    """The checkpoint does not hold every weight of the model: those would stay at their random initialisation."""
+
+
+def stored_keys(path: str) -> set:
+    """The tensor names in a safetensors file (its header: 8 bytes of length, then JSON)."""
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    return {key for key in header if key != "__metadata__"}
+
+
+def missing_weights(model: nn.Module, stored: set) -> list:
+    """The model's state-dict keys that the checkpoint's keys `stored` do not cover, sorted."""
+    return sorted(set(model.state_dict()) - set(stored))
 
 
 def calibrate(probs: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -43,6 +64,24 @@ class RoadworkForImageClassification(PreTrainedModel):
             self.add_module(name, child)
         self._network = (network,)
         self.post_init()
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """transformers' loading, then a refusal when any weight was not in the checkpoint (a release that names
+        the weights differently loads the model with those weights random, and only warns)."""
+        check_transformers()
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        hub = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
+        stored = stored_keys(cached_file(pretrained_model_name_or_path, WEIGHTS, **hub))
+        missing = missing_weights(model, stored)
+        if missing:
+            unused = len(stored - set(model.state_dict()))
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            raise IncompleteWeightsError(
+                f"{pretrained_model_name_or_path}: {len(missing)} weights of the model are not in {WEIGHTS} and "
+                f"would stay random: {shown} ({unused} weights of the file are unused)")
+        return loaded
 
     def train(self, mode: bool = True) -> "RoadworkForImageClassification":
         super().train(mode)
