@@ -20,12 +20,11 @@ import pytest
 from PIL import Image
 
 from roadwork.platform.evaluation.challenge.params import sample_params
-from roadwork.platform.evaluation.challenge.rendering import decode_jpeg, render_jpeg
+from roadwork.platform.evaluation.challenge.rendering import render_jpeg
 from roadwork.platform.registry import publish
 from roadwork.platform.registry import service as registry
 from roadwork.settings import load_settings
 from roadwork.trainer.data.records import read_records
-from roadwork.trainer.export.stock import stock_probabilities
 from roadwork.trainer.student.model import (
     IMAGE_MEAN,
     IMAGE_STD,
@@ -33,7 +32,7 @@ from roadwork.trainer.student.model import (
     load_student,
     save_student,
 )
-from tests.helpers import DEPLOY_FORMAT_VAR, ROOT, register_student
+from tests.helpers import DEPLOY_FORMAT_VAR, ROOT, as_json, register_student, roadwork
 
 MINER_PYTHON = ROOT / ".venv-miner" / "bin" / "python"
 MINER_TRANSFORMERS = "4.45.2"  # the stock miner's pin (COMPETITION.md)
@@ -144,8 +143,9 @@ def test_the_published_student_loads_in_the_miners_environment_and_answers_our_s
     miner = json.loads(out.read_text())
     assert miner["transformers"] == MINER_TRANSFORMERS
 
-    # TODO(coordinator): compare with `roadwork predict <published> <jpegs>` once predict reads student folders.
-    ours = stock_probabilities(published, [decode_jpeg(p.read_bytes()) for p in jpegs])
+    predicted = as_json(roadwork(settings.home, "predict", str(published), *map(str, jpegs), "--json"))
+    assert [Path(row["image"]).name for row in predicted] == [p.name for p in jpegs]
+    ours = [row["score"] for row in predicted]
     assert np.abs(np.array(miner["scores"]) - np.array(ours)).max() < 1e-4
     assert max(ours) - min(ours) > 0.01  # the scores depend on the image: a model, not a constant
 

@@ -42,9 +42,7 @@ from roadwork.platform.registry.reconcile import (
 )
 from roadwork.settings import Settings
 from roadwork.trainer.eval.predict import Predictor
-from roadwork.trainer.export.stock import stock_probabilities
 from roadwork.trainer.model.checkpoint import load_checkpoint
-from roadwork.trainer.student.model import is_student_dir
 
 __all__ = ["DeployBusyError", "DeployError", "DeployResult", "ReconcileReport", "champion", "deploy", "reconcile",
            "rollback"]
@@ -134,10 +132,7 @@ def load_version(settings: Settings, version: repo.Version, device: str = "cpu")
 def smoke_predict(model_dir: Path) -> float:
     """Load a published copy as the miner would and score one grey 224 px image: must be a probability."""
     image = Image.new("RGB", (224, 224), (128, 128, 128))
-    if is_student_dir(model_dir):  # TODO(distill): Predictor.load reads student folders once `roadwork predict` does
-        score = stock_probabilities(model_dir, [image])[0]
-    else:
-        score = Predictor.load(model_dir).predict([image])[0]
+    score = Predictor.load(model_dir).predict([image])[0]  # a student folder: the stock pipeline's number
     if not 0.0 <= score <= 1.0:  # also false for NaN
         raise DeployError(f"smoke prediction is not a probability: {score}")
     return float(score)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,6 @@ from roadwork.trainer.student.model import (
     PROCESSOR_CONFIG,
     STUDENTS,
     is_student_dir,
-    load_student,
-    roadwork_probability,
 )
 
 CONFIG = "config.json"
@@ -95,13 +92,3 @@ def export_stock(student_dir: Path, out_dir: Path, *, model_card: dict[str, Any]
         shutil.copyfile(student_dir / name, out_dir / name)
     (out_dir / MODEL_CARD).write_text(json.dumps(model_card, indent=2) + "\n")
     return out_dir
-
-
-def stock_probabilities(folder: Path, images: Sequence[Any]) -> list[float]:
-    """The "Roadwork" score of each PIL image, as the stock pipeline computes it on the student folder."""
-    import torch
-
-    model, processor, _ = load_student(folder)
-    with torch.no_grad():
-        pixels = processor(images=list(images), return_tensors="pt")["pixel_values"]  # (B, 3, S, S)
-        return [float(p) for p in roadwork_probability(model(pixel_values=pixels).logits)]
