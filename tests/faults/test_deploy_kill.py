@@ -12,7 +12,7 @@ import pytest
 from roadwork.db import repo
 from roadwork.db.engine import read_session
 from roadwork.platform.registry import service as registry
-from roadwork.platform.registry.faults import STEPS, fault_point
+from roadwork.platform.registry.faults import DEPLOY_STEPS, fault_point
 from tests.faults.checks import assert_consistent
 from tests.faults.conftest import register, run_cli
 
@@ -21,7 +21,7 @@ COMPLETED = {"before_alias_move", "after_alias_move"}
 FAST = {"after_link_switch", "before_alias_move"}  # the two sides of the gap the operator's probe found
 
 
-@pytest.mark.parametrize("step", [s if s in FAST else pytest.param(s, marks=pytest.mark.slow) for s in STEPS])
+@pytest.mark.parametrize("step", [s if s in FAST else pytest.param(s, marks=pytest.mark.slow) for s in DEPLOY_STEPS])
 def test_kill_at_a_step_then_a_fresh_process_reconciles(step, engine, two_targets, tiny_checkpoint) -> None:
     settings = two_targets
     v1, v2 = register(engine, settings, tiny_checkpoint)

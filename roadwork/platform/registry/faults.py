@@ -11,7 +11,7 @@ import os
 import signal
 
 ENV = "ROADWORK_FAULT_AT"
-STEPS = (
+DEPLOY_STEPS = (
     "after_lock",  # the deploy lock is held, nothing written yet
     "mid_export",  # the export is half written in its staging folder
     "after_export",  # the export is in place and verified
@@ -20,8 +20,11 @@ STEPS = (
     "after_link_switch",  # the first target's `current` link points at the new release, alias not moved
     "before_alias_move",  # every target switched and smoke-tested, intent `published`, alias not moved
     "after_alias_move",  # alias moved, the lock not yet released
+)
+TRAINING_STEPS = (
     "after_checkpoint",  # a training run's checkpoint is saved; not yet calibrated or registered
 )
+STEPS = DEPLOY_STEPS + TRAINING_STEPS
 
 
 def fault_point(step: str) -> None:
