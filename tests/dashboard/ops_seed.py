@@ -150,10 +150,11 @@ def seed(home: Path, settings: Settings, users: dict[str, str]) -> OpsSeed:
     try:
         for username, role in users.items():
             create_user(engine, username, role)
+        # The jobs first: a starting scheduler fails the runs a dead scheduler left `started` (the seeded ones too).
+        _scheduled_jobs(engine, settings)
         with write_session(engine) as s:
             ids = _versions(s, now)
             runs, failed_log = _runs(s, now, home / "seed-logs")
-        _scheduled_jobs(engine, settings)
         ab_test_id = _ab_test(engine, ids)
         set_id, pool_ids, missing = _hard_negatives(engine, home / "pool", ids["0.2.0"])
         good_at, stale_at = _standings(engine, settings, home, now)
