@@ -87,11 +87,11 @@ def test_score_of_a_missing_file_or_a_folder_is_one_line(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("args", "listed"),
     [
-        (["jobs", "run", "trian"], "jobs for run_now: ab_test, evaluate_champion"),
+        (["jobs", "run", "trian"], "jobs for run_now: ab_test, distill, evaluate_champion"),
         (["jobs", "pause", "trian"], "jobs for pause: evaluate_champion, leaderboard, mine, model_age, train"),
         (["jobs", "resume", "trian"], "jobs for resume: evaluate_champion"),
         (["jobs", "schedule", "trian", "--cron", "0 3 * * *"], "jobs for reschedule: evaluate_champion"),
-        (["jobs", "cancel", "trian"], "jobs for cancel: ab_test, evaluate_champion"),
+        (["jobs", "cancel", "trian"], "jobs for cancel: ab_test, distill, evaluate_champion"),
         (["jobs", "pause", "pseudo_label"], "does not take pause"),  # on demand: no schedule to pause
     ],
 )
