@@ -89,3 +89,23 @@ def register_student(engine, settings, teacher, folder: Path, *, kind: str = "di
     save_student(model, processor, folder, {"teacher": teacher.label, "threshold": threshold})
     return register_version(engine, settings, folder, config={"student": student}, metrics={},
                             data_fingerprint=teacher.data_fingerprint, parent_id=teacher.id, actor="test")
+
+
+# A small student and one render per image: a whole distillation runs in well under a minute on two cores.
+DISTILL_SETTINGS = "distill:\n  image_size: 32\n  render_copies: 1\n  batch_size: 32\n  lr: 0.002\n"
+
+
+def distillable_teacher(engine, settings, home: Path, checkpoint, synth_data: Path):  # -> Version
+    """`checkpoint` (a TrainResult) registered as a version, its data where its config says (the home's synth), the
+    home set up for a quick distillation, and one replay evaluation of it (n 40, seed 5)."""
+    import shutil
+
+    from roadwork.platform.evaluation.replay import evaluate_replay
+    from roadwork.platform.registry.service import register_version
+
+    shutil.copytree(synth_data, settings.datasets_dir / "synth")
+    (home / "roadwork.yaml").write_text(DISTILL_SETTINGS)
+    version = register_version(engine, settings, checkpoint.checkpoint_dir, config={"data": {}}, metrics={},
+                               data_fingerprint=checkpoint.data_fingerprint, parent_id=None)
+    evaluate_replay(engine, settings, version.id, n=40, seed=5)
+    return version

@@ -5,31 +5,19 @@ the very replay its teacher was evaluated on; bad input exits 2 with one line an
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 
 from roadwork.db import repo
 from roadwork.db.engine import read_session
-from roadwork.platform.evaluation.replay import evaluate_replay
-from roadwork.platform.registry import service as registry
-from tests.helpers import as_json, jpeg_bytes, roadwork
-
-# A small student and one render per image: the whole command runs in well under a minute on two cores.
-SETTINGS = "distill:\n  image_size: 32\n  render_copies: 1\n  batch_size: 32\n  lr: 0.002\n"
+from tests.helpers import as_json, distillable_teacher, jpeg_bytes, roadwork
 
 
 @pytest.fixture
 def teacher(engine, settings, home, tiny_checkpoint, synth_data):
-    """The tiny checkpoint registered as a version, its data where its config says (the home's synth), and one
-    replay evaluation of it (n 40, seed 5)."""
-    shutil.copytree(synth_data, settings.datasets_dir / "synth")
-    (home / "roadwork.yaml").write_text(SETTINGS)
-    version = registry.register_version(engine, settings, tiny_checkpoint.checkpoint_dir, config={"data": {}},
-                                        metrics={}, data_fingerprint=tiny_checkpoint.data_fingerprint, parent_id=None)
-    evaluate_replay(engine, settings, version.id, n=40, seed=5)
-    return version
+    """The tiny checkpoint registered as a version with one replay evaluation (n 40, seed 5); a quick distill."""
+    return distillable_teacher(engine, settings, home, tiny_checkpoint, synth_data)
 
 
 def _versions(engine) -> list[repo.Version]:
@@ -63,6 +51,14 @@ def test_distill_registers_a_student_of_the_teacher_evaluated_on_the_teachers_re
     assert rows["replay seed 5"]["teacher_mcc"] == pytest.approx(teacher_replay.mcc)
     assert rows["replay seed 5"]["student_mcc"] == pytest.approx(by_kind["replay"].mcc)
     assert rows["validation"]["teacher_mcc"] is not None
+    # Size and CPU latency of both, as stored in the student's metrics at distill time.
+    footprint = {r["model"]: r for r in report["footprint"]}
+    stored = student.metrics["distill"]
+    assert [footprint[m]["version"] for m in ("teacher", "student")] == [teacher.label, student.label]
+    for model in ("teacher", "student"):
+        assert footprint[model]["parameters"] == stored["size"][model]["parameters"] > 0
+        assert footprint[model]["weights_mb"] == stored["size"][model]["weights_mb"] > 0
+        assert footprint[model]["cpu_ms_per_image"] == stored["latency_ms"][model] > 0
 
     # `roadwork predict` answers the student's stock score for the version, the same as for its folder.
     image = tmp_path / "orange.jpg"

@@ -170,7 +170,8 @@ def distill(
 
     It learns the teacher's calibrated probabilities (KL) and the labels on training images and validator renders.
     Its calibrated cut is baked into its head: the stock pipeline's 0.5 is that cut.
-    It is evaluated on the validation split and on the teacher's replays (same n and seeds)."""
+    It is evaluated on the validation split and on the teacher's replays (same n and seeds); the comparison printed
+    also gives both models' parameters, weights MB and CPU latency per image (batch 1, preprocessing included)."""
     from roadwork.db import repo
     from roadwork.db.engine import read_session
     from roadwork.trainer.student.model import student_spec
@@ -181,25 +182,35 @@ def distill(
     if teacher is not None:
         with read_session(engine) as session:
             repo.get_version(session, teacher)
-    from roadwork.platform.distillation import comparison_rows, distill_version
+    from roadwork.platform.distillation import (
+        comparison_rows,
+        distill_version,
+        footprint_rows,
+    )
 
     log = (lambda s: err.print(s)) if as_json else out.print
     outcome = distill_version(engine, settings, teacher, student, epochs, pretrained=pretrained, replay_n=replay,
                               replay_seed=seed, actor=actor(), show_progress=not as_json, log=log)
     rows = comparison_rows(outcome)
+    sizes = footprint_rows(outcome)
     if as_json:
         emit_json({"version": outcome.student, "teacher": outcome.teacher.label,
                    "threshold": outcome.result.threshold, "seconds": round(outcome.result.seconds, 2),
-                   "evaluations": rows})
+                   "evaluations": rows, "footprint": sizes})
         return
 
-    def num(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
+    def num(v: float | None) -> str | None:
+        return None if v is None else f"{v:.3f}"
 
     table(f"{outcome.student.label} (student) vs {outcome.teacher.label} (teacher)",
           ["evaluation", "n", "student MCC", "teacher MCC", "student exp. score", "teacher exp. score"],
           [[r["evaluation"], r["n"], num(r["student_mcc"]), num(r["teacher_mcc"]), num(r["student_expected_score"]),
             num(r["teacher_expected_score"])] for r in rows])
+    table("size and CPU latency (batch 1, preprocessing included, median)",
+          ["model", "version", "parameters", "weights MB", "CPU ms/image"],
+          [[r["model"], r["version"], None if r["parameters"] is None else f"{r['parameters']:,}",
+            None if r["weights_mb"] is None else f"{r['weights_mb']:.2f}",
+            None if r["cpu_ms_per_image"] is None else f"{r['cpu_ms_per_image']:.1f}"] for r in sizes])
     out.print(f"registered {outcome.student.label} (id {outcome.student.id}), a {student} student of "
               f"{outcome.teacher.label}: cut {outcome.result.threshold:.4f} baked into its head, "
               f"{outcome.result.seconds:.0f} s")

@@ -10,11 +10,19 @@ its teacher was evaluated on, so the two are compared challenge for challenge.
 Contract with the packaging and deploy code: a student version's artifact is a student folder
 (`save_student`), its `parent_id` is the teacher's id, and its config has a top-level
 `"student": {"kind", "teacher", "teacher_id", "threshold", "epochs"}`.
+
+What the Models page compares besides MCC is measured here, once, and stored in the student's metrics under
+`"distill"` (the dashboard loads no model): `"size"` {teacher, student: {parameters, weights_mb}} (every
+parameter of the loaded model; the bytes of the folder's safetensors files, MB = 10^6 bytes) and `"latency_ms"`
+{teacher, student} (CPU milliseconds per image at batch 1, preprocessing included, the median of a few runs after
+a warm-up, on one validator-style render), with the measurement's setup under `"latency_setup"`.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +66,9 @@ from roadwork.trainer.student.model import (
 )
 
 STUDENT_KEY = "student"  # the top-level key of a student version's config
+FOOTPRINT_KEY = "distill"  # the key of the student's metrics holding size and latency of both models
+LATENCY_RUNS = 5  # timed runs per model (after one warm-up); the median is stored
+MB = 1_000_000
 
 
 def is_student(version: repo.Version) -> bool:
@@ -115,6 +126,47 @@ def distill_config(settings: Settings, epochs: int | None = None) -> DistillConf
     return DistillConfig(**values)
 
 
+def model_size(model: Any, folder: Path) -> dict[str, Any]:
+    """{parameters: every parameter of the loaded `model`, weights_mb: the safetensors files under `folder`}."""
+    weights = sum(f.stat().st_size for f in Path(folder).rglob("*.safetensors") if f.is_file())
+    return {"parameters": int(sum(p.numel() for p in model.parameters())), "weights_mb": round(weights / MB, 3)}
+
+
+def cpu_latency_ms(predict: Callable[[list[Image.Image]], Any], image: Image.Image,
+                   runs: int = LATENCY_RUNS) -> float:
+    """Milliseconds `predict([image])` takes (batch 1, its preprocessing included): the median of `runs` timed
+    calls after one untimed warm-up call."""
+    predict([image])
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        predict([image])
+        times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times), 3)
+
+
+def footprint(teacher: Any, teacher_dir: Path, student: Any, student_dir: Path,
+              image: Image.Image | None) -> dict[str, Any]:
+    """Size and CPU latency of the teacher and the student predictors (`trainer.eval.predict.Predictor`), as
+    stored under the student's metrics["distill"]; latency None without an image to time."""
+    import torch
+
+    size = {"teacher": model_size(teacher.model, teacher_dir), "student": model_size(student.model, student_dir)}
+    latency = {"teacher": None, "student": None}
+    if image is not None:
+        latency = {"teacher": cpu_latency_ms(teacher.predict, image), "student": cpu_latency_ms(student.predict, image)}
+    setup = {"device": "cpu", "batch": 1, "runs": LATENCY_RUNS, "statistic": "median", "warm_up": 1,
+             "image_px": None if image is None else list(image.size), "torch_threads": torch.get_num_threads(),
+             "preprocessing": True}
+    return {"size": size, "latency_ms": latency, "latency_setup": setup}
+
+
+def stored_footprint(student: repo.Version) -> dict[str, Any]:
+    """What `footprint` stored in a student's metrics (empty for versions distilled before it was measured)."""
+    value = (student.metrics or {}).get(FOOTPRINT_KEY)
+    return value if isinstance(value, dict) else {}
+
+
 @dataclass(frozen=True)
 class DistillOutcome:
     student: repo.Version
@@ -166,7 +218,7 @@ def distill_version(
 
     When the teacher has no replay evaluation yet, both run on one replay of `replay_n` challenges
     (default `evaluation.champion_replay_challenges`) with seed `replay_seed`, so that they are compared."""
-    from roadwork.trainer.eval.predict import Predictor
+    from roadwork.trainer.eval.predict import Predictor, StudentPredictor
     from roadwork.trainer.model.backbones import TinySizes
 
     kind = student_kind or DEFAULT_STUDENT
@@ -204,8 +256,12 @@ def distill_version(
         "distill_config": config.to_dict(), "pretrained": pretrained, "data_fingerprint": data.fingerprint,
         "history": result.history, "train_config": train_config.to_dict(),
     })
+
+    served = StudentPredictor.load(student_dir)  # the student as the stock pipeline serves it, on the CPU
+    sample = validator_renders(data.val[:8], 1, config.seed + 2, cache_resave=resave)[0][:1]
+    measured = footprint(teacher_predictor, teacher_dir, served, student_dir, sample[0] if sample else None)
     metrics = result.metrics | {"history": result.history, "n_train": result.n_train, "n_val": result.n_val,
-                                "train_seconds": round(result.seconds, 2)}
+                                "train_seconds": round(result.seconds, 2), FOOTPRINT_KEY: measured}
     student = register_version(
         engine, settings, student_dir,
         config={STUDENT_KEY: student_info, "distill": config.to_dict(), "pretrained": pretrained,
@@ -253,4 +309,17 @@ def comparison_rows(outcome: DistillOutcome) -> list[dict[str, Any]]:
         rows.append({"evaluation": label, "kind": e.kind, "dataset": e.dataset, "n": e.n, "student_mcc": e.mcc,
                      "teacher_mcc": t.mcc if t else None,
                      "student_expected_score": expected_score(e), "teacher_expected_score": expected_score(t)})
+    return rows
+
+
+def footprint_rows(outcome: DistillOutcome) -> list[dict[str, Any]]:
+    """Teacher and student side by side: parameters, weights MB and CPU milliseconds per image (batch 1,
+    preprocessing included), as measured at distill time (None where not measured)."""
+    stored = stored_footprint(outcome.student)
+    size, latency = stored.get("size") or {}, stored.get("latency_ms") or {}
+    rows = []
+    for role, version in (("teacher", outcome.teacher), ("student", outcome.student)):
+        own = size.get(role) or {}
+        rows.append({"model": role, "version": version.label, "parameters": own.get("parameters"),
+                     "weights_mb": own.get("weights_mb"), "cpu_ms_per_image": latency.get(role)})
     return rows

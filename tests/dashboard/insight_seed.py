@@ -223,3 +223,62 @@ def seed_long_history(engine: Engine, n_versions: int = 200, n_cells: int = 40) 
                                 conditions=cells(mcc, conditions))
         _deploy(session, ids[n_versions // 4], now - dt.timedelta(days=3))
     serve_champion(engine)
+
+
+# --- a teacher and its distilled students (the Models page's "Teacher and student") ------------------------------
+
+SHARED_REPLAY = "replay:n=400,seed=0,data=fp1"
+TEACHER_CELLS = {("level", "0"): 0.9, ("level", "3"): 0.6, ("weather", "Rain"): 0.7, ("daytime", "Dark"): 0.5}
+STUDENT_CELLS = {("level", "0"): 0.85, ("level", "3"): 0.62, ("weather", "Rain"): 0.6}  # no daytime=Dark cell
+DISTILL_METRICS = {  # what platform/distillation.py stores in a student's metrics
+    "size": {"teacher": {"parameters": 632_076_802, "weights_mb": 2528.31},
+             "student": {"parameters": 22_056_194, "weights_mb": 88.25}},
+    "latency_ms": {"teacher": 410.5, "student": 12.25},
+    "latency_setup": {"device": "cpu", "batch": 1, "runs": 5, "statistic": "median", "torch_threads": 4},
+}
+
+
+@dataclass(frozen=True)
+class Distilled:
+    teacher: int
+    old_student: int  # distilled before size and latency were measured
+    student: int  # the newest student, with size and latency
+    other: int  # a version that is neither
+
+
+def _replay(session, version_id: int, dataset: str, mcc: float, cell_mcc: dict[tuple[str, str], float]) -> None:  # noqa: ANN001
+    n, seed = (int(part.split("=")[1]) for part in dataset.split(",")[:2] if "=" in part)
+    repo.add_evaluation(session, version_id=version_id, dataset=dataset, kind="replay", n=n, mcc=mcc, accuracy=0.9,
+                        metrics={"mcc": mcc, "replay": {"n": n, "seed": seed}},
+                        conditions=[repo.ConditionCell(c, v, 40 + 10 * i, m, 0.9)
+                                    for i, ((c, v), m) in enumerate(sorted(cell_mcc.items()))])
+
+
+def seed_distillation(engine: Engine, name: str = "roadwork-ops") -> Distilled:
+    """A teacher (0.1.0) with two students (0.2.0 unmeasured, 0.3.0 measured) all scored on `SHARED_REPLAY`, plus
+    a replay each that the other lacks (never paired), and 0.4.0, neither teacher nor student."""
+    now = utcnow()
+
+    def version(session, v: str, i: int, parent: int | None, config: dict, metrics: dict) -> int:  # noqa: ANN001
+        return repo.create_version(session, name=name, version=v, artifact_sha256=f"{i:064x}",
+                                   artifact_path=f"/a/{v}", config=config, metrics=metrics, parent_id=parent,
+                                   data_fingerprint="fp1", code_revision="rev", created_by="test",
+                                   created_at=now - dt.timedelta(minutes=10 - i)).id
+
+    with write_session(engine) as session:
+        teacher = version(session, "0.1.0", 1, None, {"model": {"backbone": "tiny"}}, {"val_mcc": 0.8})
+
+        def student(v: str, i: int, metrics: dict) -> int:
+            info = {"kind": "dinov2", "teacher": f"{name}:0.1.0", "teacher_id": teacher, "threshold": 0.37,
+                    "epochs": 3}
+            return version(session, v, i, teacher, {"student": info, "distill": {"epochs": 3}}, metrics)
+
+        old = student("0.2.0", 2, {"val_mcc": 0.6})
+        new = student("0.3.0", 3, {"val_mcc": 0.7, "distill": DISTILL_METRICS})
+        other = version(session, "0.4.0", 4, teacher, {"model": {"backbone": "tiny"}}, {"val_mcc": 0.81})
+        _replay(session, teacher, SHARED_REPLAY, 0.8, TEACHER_CELLS)
+        _replay(session, old, SHARED_REPLAY, 0.6, {k: v - 0.2 for k, v in STUDENT_CELLS.items()})
+        _replay(session, new, SHARED_REPLAY, 0.74, STUDENT_CELLS)
+        _replay(session, teacher, "replay:n=200,seed=9,data=fp1", 0.5, {("level", "0"): 0.1})  # newer, unshared
+        _replay(session, new, "replay:n=100,seed=3,data=fp1", 0.1, {("level", "0"): 0.0})  # newer, unshared
+    return Distilled(teacher, old, new, other)

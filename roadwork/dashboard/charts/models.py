@@ -1,5 +1,5 @@
-"""Charts of the Models page: MCC across versions, MCC per condition (bars and heatmap), the threshold sweep
-and the calibration curve."""
+"""Charts of the Models page: MCC across versions, MCC per condition (bars and heatmap), the threshold sweep,
+the calibration curve, and teacher against student per condition."""
 
 from __future__ import annotations
 
@@ -203,3 +203,22 @@ def calibration_curve(threshold: float) -> go.Figure:
     fig.update_xaxes(title="raw probability", range=[0.0, 1.0])
     fig.update_yaxes(title="answer (> 0.5 = roadwork)", range=[0.0, 1.0])
     return layout(fig)
+
+
+def teacher_student_conditions(
+    labels: Sequence[str],
+    teacher_mcc: Sequence[float | None],
+    student_mcc: Sequence[float | None],
+    n: Sequence[int | None] | None = None,
+) -> go.Figure:
+    """Replay MCC per condition cell, teacher and student as grouped bars (traces "teacher", "student", in that
+    order); a cell one of them lacks leaves its bar out rather than drawing a zero."""
+    fig = go.Figure()
+    custom = list(n) if n is not None else None
+    hover = "%{x}<br>%{fullData.name} MCC %{y:.3f}" + ("<br>n=%{customdata}" if n is not None else "")
+    for name, values, color in (("teacher", teacher_mcc, TRAIN_COLOR), ("student", student_mcc, EVAL_COLOR)):
+        fig.add_trace(go.Bar(x=list(labels), y=list(values), name=name, marker_color=color, customdata=custom,
+                             hovertemplate=hover + "<extra></extra>"))
+    fig.update_xaxes(type="category", tickangle=-45)
+    fig.update_yaxes(title="replay MCC", range=[-1.0, 1.0] if _has_negative(teacher_mcc, student_mcc) else [0.0, 1.0])
+    return layout(fig, barmode="group")

@@ -1,5 +1,5 @@
 """What the Models page reads: every version with its latest evaluation, MCC per condition across versions, and
-one version's replay details and lineage.
+one version's replay details and lineage, and a student beside its teacher (same replay, size, CPU latency).
 
 Every list is read with one query per table, however long the history (no query per version).
 """
@@ -316,3 +316,135 @@ def version_detail(version_id: int) -> VersionDetail:
     """One version's latest replay evaluation (sweep, calibration, before/after, validator score, expected reward,
     TTA, ablation), its training's calibration decision and its lineage up to `LINEAGE_DEPTH` ancestors."""
     return _version_detail(db_url(), int(version_id))
+
+
+# --- one version: teacher and student side by side -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PairedCell:
+    """One condition cell of the shared replay: teacher and student MCC (None where one of them lacks the cell)."""
+
+    condition: str
+    value: str
+    n: int | None  # challenges in the cell (the same replay: the same for both where both have it)
+    teacher_mcc: float | None
+    student_mcc: float | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.condition}={self.value}"
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.teacher_mcc is None or self.student_mcc is None else self.student_mcc - self.teacher_mcc
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What distillation measured of one model (None for a value not stored)."""
+
+    parameters: int | None
+    weights_mb: float | None
+    cpu_ms_per_image: float | None
+
+
+@dataclass(frozen=True)
+class TeacherStudent:
+    """A student and its teacher compared on the same replay, with the size and latency measured at distill time."""
+
+    selected_is_student: bool
+    teacher_id: int | None  # None when the teacher's row is not there
+    teacher_label: str | None
+    student_id: int
+    student_label: str
+    student_kind: str | None
+    threshold: float | None  # the calibrated cut baked into the student's head
+    dataset: str | None  # the shared replay's dataset key; None when they share no replay
+    replay_n: int | None
+    replay_seed: int | None
+    teacher_mcc: float | None
+    student_mcc: float | None
+    cells: tuple[PairedCell, ...]
+    teacher: Footprint
+    student: Footprint
+    latency_setup: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mcc_diff(self) -> float | None:
+        return None if self.teacher_mcc is None or self.student_mcc is None else self.student_mcc - self.teacher_mcc
+
+
+def student_info(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The `student` section a distilled version's config carries (platform/distillation.py), else None."""
+    info = (config or {}).get("student")
+    return info if isinstance(info, dict) else None
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _footprint(stored: dict[str, Any], role: str) -> Footprint:
+    """`role` ("teacher" or "student") of the size and latency a student's metrics["distill"] holds."""
+    size = stored.get("size") if isinstance(stored.get("size"), dict) else {}
+    own = size.get(role) if isinstance(size.get(role), dict) else {}
+    latency = stored.get("latency_ms") if isinstance(stored.get("latency_ms"), dict) else {}
+    return Footprint(_whole(own.get("parameters")), number(own.get("weights_mb")), number(latency.get(role)))
+
+
+def _paired_cells(teacher: list[repo.ConditionCell], student: list[repo.ConditionCell]) -> tuple[PairedCell, ...]:
+    by_teacher = {(c.condition, c.value): c for c in teacher}
+    by_student = {(c.condition, c.value): c for c in student}
+    rows = []
+    for key in sorted(by_teacher.keys() | by_student.keys()):
+        t, s = by_teacher.get(key), by_student.get(key)
+        rows.append(PairedCell(key[0], key[1], (s or t).n, t.mcc if t else None, s.mcc if s else None))
+    return tuple(rows)
+
+
+@st.cache_data(ttl=CACHE_TTL_S, show_spinner=False)
+def _teacher_student(url: str, version_id: int) -> TeacherStudent | None:
+    with read_session(engine_for(url)) as session:
+        selected = repo.get_version(session, version_id)
+        info = student_info(selected.config)
+        if info is not None:
+            student = selected
+            teacher_id = _whole(info.get("teacher_id")) or selected.parent_id
+            teacher = repo.versions_by_id(session, {teacher_id}).get(teacher_id) if teacher_id is not None else None
+        else:
+            teacher, student = selected, repo.newest_student(session, selected.id)
+            if student is None:
+                return None
+            info = student_info(student.config) or {}
+        pair = repo.paired_evaluations(session, student.id, teacher.id) if teacher is not None else None
+        student_cells = repo.condition_cells(session, pair[0].id) if pair else []
+        teacher_cells = repo.condition_cells(session, pair[1].id) if pair else []
+    stored = (student.metrics or {}).get("distill")
+    stored = stored if isinstance(stored, dict) else {}
+    replay = (pair[0].metrics or {}).get("replay") if pair else None
+    replay = replay if isinstance(replay, dict) else {}
+    setup = stored.get("latency_setup")
+    return TeacherStudent(
+        selected_is_student=selected.id == student.id,
+        teacher_id=teacher.id if teacher else None,
+        teacher_label=teacher.label if teacher else (str(info.get("teacher")) if info.get("teacher") else None),
+        student_id=student.id, student_label=student.label,
+        student_kind=str(info["kind"]) if info.get("kind") else None,
+        threshold=number(info.get("threshold")),
+        dataset=pair[0].dataset if pair else None,
+        replay_n=_whole(replay.get("n")), replay_seed=_whole(replay.get("seed")),
+        teacher_mcc=pair[1].mcc if pair else None, student_mcc=pair[0].mcc if pair else None,
+        cells=_paired_cells(teacher_cells, student_cells),
+        teacher=_footprint(stored, "teacher"), student=_footprint(stored, "student"),
+        latency_setup=dict(setup) if isinstance(setup, dict) else {},
+    )
+
+
+def teacher_student(version_id: int) -> TeacherStudent | None:
+    """For a student, it and its teacher; for a teacher with students, its newest student and it; else None.
+
+    Both on the newest replay they were both evaluated on (the same dataset key: n, seed and data), overall and per
+    condition cell, with the parameters, weights MB and CPU latency stored in the student's metrics at distill
+    time (no model is loaded here)."""
+    return _teacher_student(db_url(), int(version_id))

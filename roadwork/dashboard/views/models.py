@@ -1,6 +1,7 @@
 """Models: every version with its metrics, MCC across versions, MCC per condition across versions (heatmap), and
-for one version: its condition cells, whether training applied its calibration (held-out check), threshold sweep,
-calibration, validator score, TTA, ablation and lineage."""
+for one version: a student beside its teacher (same replay, per condition, size, CPU latency), its condition cells,
+whether training applied its calibration (held-out check), threshold sweep, calibration, validator score, TTA,
+ablation and lineage."""
 
 import json
 
@@ -13,6 +14,93 @@ from roadwork.dashboard.queries import models as queries
 
 def fmt_mcc(value: float | None) -> str:
     return fmt.NO_VALUE if value is None else f"{value:.3f}"
+
+
+def fmt_number(value: float | None, spec: str) -> str | None:
+    return None if value is None else format(value, spec)
+
+
+def ratio_text(teacher: float | None, student: float | None, what: str) -> str | None:
+    """"3.2x fewer parameters" style text, None when either value is missing or zero."""
+    if not teacher or not student:
+        return None
+    ratio = teacher / student
+    return f"{ratio:.1f}x {what[0]}" if ratio >= 1 else f"{1 / ratio:.1f}x {what[1]}"
+
+
+def show_teacher_and_student(pair: queries.TeacherStudent) -> None:
+    """The student beside its teacher: replay MCC overall and per condition cell on the same replay, size, and
+    CPU latency per image as measured at distill time."""
+    st.markdown("#### Teacher and student")
+    teacher_name = fmt.md(pair.teacher_label or "its teacher (not in the registry)")
+    student_name = fmt.md(pair.student_label)
+    kind = f"a {fmt.md(pair.student_kind)} student" if pair.student_kind else "a student"
+    cut = "" if pair.threshold is None else f", its calibrated cut {pair.threshold:.3f} baked into its head"
+    if pair.selected_is_student:
+        st.caption(f"This version is {kind} of {teacher_name} (stock architecture{cut}).")
+    else:
+        st.caption(f"Its newest student: {student_name}, {kind} (stock architecture{cut}). Deploying with "
+                   "deploy.format stock publishes that student.")
+    t, s = pair.teacher, pair.student
+    rows = [
+        ("replay MCC", fmt_number(pair.teacher_mcc, ".3f"), fmt_number(pair.student_mcc, ".3f"),
+         fmt_number(pair.mcc_diff, "+.3f")),
+        ("parameters", fmt_number(t.parameters, ","), fmt_number(s.parameters, ","),
+         None if t.parameters is None or s.parameters is None else f"{s.parameters - t.parameters:+,}"),
+        ("weights MB", fmt_number(t.weights_mb, ".2f"), fmt_number(s.weights_mb, ".2f"),
+         None if t.weights_mb is None or s.weights_mb is None else f"{s.weights_mb - t.weights_mb:+.2f}"),
+        ("CPU ms per image", fmt_number(t.cpu_ms_per_image, ".1f"), fmt_number(s.cpu_ms_per_image, ".1f"),
+         None if t.cpu_ms_per_image is None or s.cpu_ms_per_image is None
+         else f"{s.cpu_ms_per_image - t.cpu_ms_per_image:+.1f}"),
+    ]
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Teacher replay MCC", fmt_mcc(pair.teacher_mcc))
+    c2.metric("Student replay MCC", fmt_mcc(pair.student_mcc),
+              delta=None if pair.mcc_diff is None else f"{pair.mcc_diff:+.3f}",
+              help="The student's MCC on the very replay its teacher was scored on; the delta is student - teacher.")
+    c3.metric("Student CPU ms per image", fmt.NO_VALUE if s.cpu_ms_per_image is None else f"{s.cpu_ms_per_image:.1f}",
+              help="Batch 1, preprocessing included, median of a few runs, measured when it was distilled.")
+    st.dataframe(
+        [{"measure": m, "teacher": a, "student": b, "student - teacher": d} for m, a, b, d in rows],
+        hide_index=True, placeholder=fmt.NO_VALUE, width="stretch", key="models_teacher_student",
+    )
+    notes = [x for x in (ratio_text(t.parameters, s.parameters, ("fewer parameters", "more parameters")),
+                         ratio_text(t.cpu_ms_per_image, s.cpu_ms_per_image, ("faster on the CPU",
+                                                                            "slower on the CPU"))) if x]
+    setup = pair.latency_setup
+    runs = setup["runs"] if isinstance(setup.get("runs"), int) else "a few"
+    threads = f", {setup['torch_threads']} torch threads" if isinstance(setup.get("torch_threads"), int) else ""
+    measured = ("Size and latency were not measured when this student was distilled (an older distillation)."
+                if t.parameters is None and s.parameters is None and s.cpu_ms_per_image is None
+                else f"Size and CPU latency measured when it was distilled (batch 1, preprocessing included, median "
+                     f"of {runs} runs{threads}).")
+    st.caption((f"The student: {', '.join(notes)}. " if notes else "") + measured)
+
+    if pair.dataset is None:
+        st.info("The two share no replay evaluation yet: run `roadwork evaluate VERSION --replay N --seed S` on "
+                "both with the same N and S to compare them challenge for challenge.", icon=":material/info:")
+        return
+    replay = ", ".join(x for x in (None if pair.replay_n is None else f"{pair.replay_n} challenges",
+                                   None if pair.replay_seed is None else f"seed {pair.replay_seed}") if x)
+    st.caption(f"Both on the same replay ({fmt.md(pair.dataset)}{'; ' + replay if replay else ''}): the newest one "
+               "both were evaluated on.")
+    if not pair.cells:
+        st.caption("That replay stored no condition cells.")
+        return
+    left, right = st.columns([3, 2])
+    left.plotly_chart(
+        charts.teacher_student_conditions([c.label for c in pair.cells], [c.teacher_mcc for c in pair.cells],
+                                          [c.student_mcc for c in pair.cells], [c.n for c in pair.cells]),
+        key="models_teacher_student_chart",
+    )
+    right.dataframe(
+        [{"condition": c.condition, "value": c.value, "n": c.n, "teacher MCC": c.teacher_mcc,
+          "student MCC": c.student_mcc, "student - teacher": c.diff} for c in pair.cells],
+        hide_index=True, placeholder=fmt.NO_VALUE, width="stretch", key="models_teacher_student_cells",
+        column_config={"teacher MCC": st.column_config.NumberColumn(format="%.3f"),
+                       "student MCC": st.column_config.NumberColumn(format="%.3f"),
+                       "student - teacher": st.column_config.NumberColumn(format="%+.3f")},
+    )
 
 
 st.title("Models")
@@ -95,6 +183,10 @@ st.caption(
     f"Created by {fmt.md(selected.created_by)}; code revision {fmt.md(selected.code_revision or '-')}; "
     f"parent {fmt.md(selected.parent or '-')}."
 )
+
+pair = queries.teacher_student(selected.id)
+if pair is not None:
+    show_teacher_and_student(pair)
 
 detail = queries.version_detail(selected.id)  # its latest replay evaluation, else its latest of any kind
 if detail.evaluation_id is None:

@@ -66,6 +66,7 @@ from roadwork.db.repo.evaluations import (
     latest_evaluation,
     latest_evaluation_summaries,
     latest_evaluations,
+    paired_evaluations,
     preferred_mcc,
     replay_or_latest_evaluation,
 )
@@ -239,6 +240,7 @@ __all__ = [
     "newest_student",
     "next_semver",
     "parse_semver",
+    "paired_evaluations",
     "pending_commands",
     "preferred_mcc",
     "put_signin_count",

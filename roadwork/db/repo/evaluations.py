@@ -185,3 +185,19 @@ def replay_or_latest_evaluation(session: Session, version_id: int) -> Evaluation
              .order_by(case((e.kind == "replay", 0), else_=1), e.id.desc()).limit(1))
     row = session.scalars(query).first()
     return None if row is None else to_entity(Evaluation, row)
+
+
+def paired_evaluations(session: Session, version_id: int, other_id: int,
+                       kind: str = "replay") -> tuple[Evaluation, Evaluation] | None:
+    """(the newest `kind` evaluation of `version_id` on a dataset that `other_id` was evaluated on too, the newest
+    evaluation of `other_id` on that dataset), or None when they share none. The dataset key of a replay names its
+    n, seed and data, so the pair scored the same challenges."""
+    e = m.Evaluation
+    shared = select(e.dataset).where(e.version_id == other_id, e.kind == kind)
+    mine = session.scalars(select(e).where(e.version_id == version_id, e.kind == kind, e.dataset.in_(shared))
+                           .order_by(e.id.desc()).limit(1)).first()
+    if mine is None:
+        return None
+    theirs = session.scalars(select(e).where(e.version_id == other_id, e.kind == kind, e.dataset == mine.dataset)
+                             .order_by(e.id.desc()).limit(1)).first()
+    return to_entity(Evaluation, mine), to_entity(Evaluation, theirs)

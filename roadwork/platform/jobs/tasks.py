@@ -105,7 +105,11 @@ def train_task(config: str = "") -> dict[str, Any]:
 def distill_task(teacher: str = "", student: str = "dinov2") -> dict[str, Any]:
     """Distil `teacher` (empty: the newest version that is not a student) into a `student` student, register it
     and evaluate it on the validation split and the teacher's replays."""
-    from roadwork.platform.distillation import comparison_rows, distill_version
+    from roadwork.platform.distillation import (
+        comparison_rows,
+        distill_version,
+        footprint_rows,
+    )
 
     settings = load_settings()
     engine = get_engine(settings.db_url)
@@ -114,7 +118,8 @@ def distill_task(teacher: str = "", student: str = "dinov2") -> dict[str, Any]:
     return {"version": outcome.student.label, "teacher": outcome.teacher.label,
             "threshold": round(outcome.result.threshold, 6),
             "evaluations": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
-                            for row in comparison_rows(outcome)]}
+                            for row in comparison_rows(outcome)],
+            "footprint": footprint_rows(outcome)}
 
 
 def approve_candidate(engine: Engine, settings: Settings, ref: str | int, *, actor: str, reason: str,
