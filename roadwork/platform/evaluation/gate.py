@@ -110,10 +110,12 @@ def _student_gap_check(student: EvalSummary, teacher: EvalSummary, max_gap: floa
     data = {"student": student.mcc, "teacher": teacher.mcc, "teacher_version": teacher.version, "gap": gap,
             "allowed": max_gap, "same_replay": same, "passed": passed}
     if not same:
-        return (f"student and teacher {teacher.version} ran on different replays ({student.replay[:12]} vs "
-                f"{teacher.replay[:12]}): not comparable (FAILED)", data)
-    return (f"student replay MCC {student.mcc:.4f} vs teacher {teacher.version} {teacher.mcc:.4f}: gap {gap:+.4f}, "
-            f"allowed at most {max_gap:.4f} ({_ok(passed)})", data)
+        sentence = (f"student and teacher {teacher.version} ran on different replays ({student.replay[:12]} vs "
+                    f"{teacher.replay[:12]}): not comparable (FAILED)")
+    else:
+        sentence = (f"student replay MCC {student.mcc:.4f} vs teacher {teacher.version} {teacher.mcc:.4f}: "
+                    f"gap {gap:+.4f}, allowed at most {max_gap:.4f} ({_ok(passed)})")
+    return sentence, data
 
 
 def decide(
