@@ -139,8 +139,10 @@ def evaluation_lines(evaluation: repo.Evaluation, replay: repo.Evaluation, *, ap
     else:
         served = f"MCC {evaluation.mcc:.3f} (raw answers: the calibration was not applied)"
     expected = replay.metrics["expected_reward"]["final_score"]["mean"]
-    return [f"[4/6] teacher on the validation split, {evaluation.n} images: {served}, accuracy {evaluation.accuracy:.3f}",
-            (f"      teacher on a validator-style replay of that split, {replay.n} challenges: replay MCC {replay.mcc:.3f}, "
+    return [(f"[4/6] teacher on the validation split, {evaluation.n} images: {served}, "
+             f"accuracy {evaluation.accuracy:.3f}"),
+            (f"      teacher on a validator-style replay of that split, {replay.n} challenges: "
+             f"replay MCC {replay.mcc:.3f}, "
              f"expected validator score {expected:.3f}")]
 
 

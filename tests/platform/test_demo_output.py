@@ -38,7 +38,8 @@ def test_with_calibration_the_served_and_the_raw_mcc_are_both_labelled() -> None
 
 def test_the_student_lines_put_each_student_number_beside_its_teachers_with_what_it_was_measured_on() -> None:
     rows = [{"evaluation": "validation", "kind": "validation", "dataset": "validation:f", "n": 113,
-             "student_mcc": 0.612, "teacher_mcc": 0.801, "student_expected_score": None, "teacher_expected_score": None},
+             "student_mcc": 0.612, "teacher_mcc": 0.801, "student_expected_score": None,
+             "teacher_expected_score": None},
             {"evaluation": "replay seed 0", "kind": "replay", "dataset": "replay:f", "n": 500, "student_mcc": 0.655,
              "teacher_mcc": 0.546, "student_expected_score": 0.41, "teacher_expected_score": 0.3}]
     lines = student_lines(rows)

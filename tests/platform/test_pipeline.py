@@ -83,7 +83,8 @@ def test_the_train_job_distils_gates_and_deploys_a_student_in_the_stock_format(e
     distilled = runs["distill"].result
     assert distilled["version"] == student.label and distilled["teacher"] == teacher.label
     assert student.config["student"]["teacher_id"] == teacher.id and student.parent_id == teacher.id
-    assert runs["train"].result["version"] == teacher.label and runs["train"].result["student"]["version"] == student.label
+    assert runs["train"].result["version"] == teacher.label
+    assert runs["train"].result["student"]["version"] == student.label
 
     # The student is what was gated (against its teacher, on the gate's replay) and deployed.
     assert runs["gate"].result["candidate"] == student.label and runs["gate"].result["passed"]
