@@ -113,6 +113,10 @@ class GateSettings(_Section):
         False, description="Also require beating every earlier champion (the announced, unenforced competition rule)."
     )
     replay_challenges: int = Field(1000, ge=10, description="Challenges in the replay candidate and champion share.")
+    max_student_gap: float = Field(
+        0.02, ge=0, description="A student candidate's replay MCC may be at most this much below its teacher's on "
+        "the same replay."
+    )
 
 
 class DistillSettings(_Section):
@@ -130,6 +134,9 @@ class DistillSettings(_Section):
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay of the student.")
     image_size: int = Field(224, ge=16, description="The student's input size (validators send 224 px).")
     seed: int = Field(0, ge=0, description="Seed of the student's initialisation, batch order and renders.")
+    student: Literal["dinov2", "vit"] = Field(
+        "dinov2", description="The student architecture the train job distils into under deploy.format stock."
+    )
 
 
 class MiningSettings(_Section):

@@ -68,9 +68,10 @@ def serve_champion(engine) -> None:  # noqa: ANN001 - a SQLAlchemy Engine (impor
 
 
 def register_student(engine, settings, teacher, folder: Path, *, kind: str = "dinov2", threshold: float = 0.3,
-                     seed: int = 0):  # (Engine, Settings, Version) -> Version
+                     seed: int = 0, train_config: dict | None = None):  # (Engine, Settings, Version) -> Version
     """A tiny random student of `teacher` with the calibrated cut `threshold` in its head, registered as the
-    distill step registers one: a student folder as the artifact, the teacher as parent, config["student"]."""
+    distill step registers one: a student folder as the artifact, the teacher as parent, config["student"].
+    `train_config`: the teacher's training config, which evaluating the student needs (its data and split)."""
     import torch
 
     from roadwork.platform.registry.service import register_version
@@ -86,7 +87,8 @@ def register_student(engine, settings, teacher, folder: Path, *, kind: str = "di
         model.classifier.weight.normal_(0.0, 2.0)
     shift_threshold(model, threshold)
     student = {"kind": kind, "teacher": teacher.label, "teacher_id": teacher.id, "threshold": threshold, "epochs": 1}
-    save_student(model, processor, folder, {"teacher": teacher.label, "threshold": threshold})
+    meta = {"teacher": teacher.label, "threshold": threshold}
+    save_student(model, processor, folder, meta | ({"train_config": train_config} if train_config else {}))
     return register_version(engine, settings, folder, config={"student": student}, metrics={},
                             data_fingerprint=teacher.data_fingerprint, parent_id=teacher.id, actor="test")
 

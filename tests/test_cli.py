@@ -22,28 +22,32 @@ def serving_version(home: Path) -> str:
 def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
     home = tmp_path / "home"
     summary = as_json(roadwork(home, "demo", "--n", "160", "--no-queue", "--json"))
-    assert summary["version"].endswith(":0.1.0")
+    # The demo deploys what the stock miner serves: a student (0.2.0) distilled from the teacher it trained (0.1.0).
+    assert summary["version"].endswith(":0.2.0") and summary["teacher"]["version"].endswith(":0.1.0")
+    assert summary["student"]["version"] == summary["version"] and summary["deploy_format"] == "stock"
     secret = Path(summary["operator_password_file"])
     assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_text().strip()) >= 20
-    assert Path(summary["serving"][0]).resolve().is_dir()
+    served = Path(summary["serving"][0]).resolve()
+    assert "auto_map" not in json.loads((served / "config.json").read_text())  # no model code of ours
 
-    versions = as_json(roadwork(home, "versions", "--json"))
-    assert [v["version"] for v in versions] == ["0.1.0"] and versions[0]["champion"]
-    decision = versions[0]["metrics"]["calibration"]  # fitted on one replay, checked on another
+    versions = {v["version"]: v for v in as_json(roadwork(home, "versions", "--json"))}
+    assert sorted(versions) == ["0.1.0", "0.2.0"] and versions["0.2.0"]["champion"]
+    assert versions["0.2.0"]["parent_id"] == versions["0.1.0"]["id"]  # the student's parent is its teacher
+    decision = versions["0.1.0"]["metrics"]["calibration"]  # fitted on one replay, checked on another
     assert decision["fit"]["seed"] != decision["held_out"]["seed"] and decision["held_out"]["n"] > 0
     assert isinstance(decision["applied"], bool) and decision["reason"]
     history = as_json(roadwork(home, "history", "--json"))
-    assert history["current"]["version"] == "0.1.0" and history["events"][0]["action"] == "deploy"
+    assert history["current"]["version"] == "0.2.0" and history["events"][0]["action"] == "deploy"
 
     trained = as_json(roadwork(home, "train", "--config", "configs/tiny.yaml", "--epochs", "1", "--json"))
-    assert trained["version"]["version"] == "0.2.0"
-    assert trained["version"]["parent_id"] == versions[0]["id"]  # lineage: the champion is the parent
-    roadwork(home, "deploy", "0.2.0", "--reason", "newer")
-    assert serving_version(home) == "0.2.0"
+    assert trained["version"]["version"] == "0.3.0"
+    assert trained["version"]["parent_id"] == versions["0.2.0"]["id"]  # lineage: the champion is the parent
+    roadwork(home, "deploy", "0.3.0", "--reason", "newer")  # the tests' format, remote-code: the teacher itself
+    assert serving_version(home) == "0.3.0"
 
-    back = as_json(roadwork(home, "rollback", "--reason", "0.2.0 misses cones at night", "--json"))
-    assert back["version"]["version"] == "0.1.0"
-    assert serving_version(home) == "0.1.0"
+    back = as_json(roadwork(home, "rollback", "--reason", "0.3.0 misses cones at night", "--json"))
+    assert back["version"]["version"] == "0.2.0"
+    assert serving_version(home) == "0.2.0"
     history = as_json(roadwork(home, "history", "--json"))
     assert [e["action"] for e in history["events"]] == ["rollback", "deploy", "deploy"]
 
@@ -80,7 +84,7 @@ def test_demo_deploy_rollback_and_scheduler(tmp_path: Path) -> None:
                 break
             time.sleep(1)
         run = next(r for r in runs if r["status"] == "succeeded")
-        assert run["job_id"] == "evaluate_champion" and run["result"]["version"].endswith(":0.1.0")
+        assert run["job_id"] == "evaluate_champion" and run["result"]["version"].endswith(":0.2.0")
     finally:
         sched.terminate()
         sched.wait(30)

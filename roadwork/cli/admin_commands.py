@@ -76,7 +76,8 @@ def demo(
     queue: Annotated[bool, typer.Option(help="Queue a first run of train, mine and leaderboard for the scheduler.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """The whole loop on the embedded defaults: migrate, synthesise, train, register, evaluate, deploy.
+    """The whole loop on the embedded defaults: migrate, synthesise, train a teacher, evaluate it, distil it into a
+    tiny stock student, deploy the student.
 
     On a home without a settings file it also writes one that reads standings from a local sample, and it
     queues train, mine and leaderboard, so that `roadwork scheduler` runs the whole operations loop at once."""

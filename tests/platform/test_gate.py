@@ -10,6 +10,8 @@ from roadwork.db.engine import read_session
 from roadwork.platform.evaluation import gate
 from roadwork.platform.registry import service as registry
 from roadwork.platform.evaluation.gate import EvalSummary, decide
+from roadwork.trainer.model.checkpoint import read_meta
+from tests.helpers import register_student
 
 POLICY = GateSettings(min_mcc_gain=0.01, min_reward_gain=0.0, min_cell_n=30, cell_tolerance=0.05)
 
@@ -91,6 +93,45 @@ def test_reasons_list_every_check_with_numbers() -> None:
     assert all(any(ch.isdigit() for ch in r) for r in result.reasons)
 
 
+def test_a_student_losing_more_than_the_allowed_gap_to_its_teacher_fails() -> None:
+    policy = POLICY.model_copy(update={"max_student_gap": 0.02})
+    champion = summary("v1", 0.40)
+    result = decide(summary("v3", 0.61, 0.6), champion, policy, teacher=summary("v2", 0.66))
+    assert not result.passed
+    assert result.checks["mcc"]["passed"] and result.checks["cells"]["passed"]  # it beats the champion
+    gap = result.checks["student_gap"]
+    assert not gap["passed"] and gap["gap"] == pytest.approx(0.05) and gap["allowed"] == 0.02
+    assert gap["teacher_version"] == "v2"
+    assert result.reasons[-1] == ("student replay MCC 0.6100 vs teacher v2 0.6600: gap +0.0500, allowed at most "
+                                  "0.0200 (FAILED)")
+
+
+def test_a_student_within_the_gap_passes_and_the_gap_met_exactly_passes() -> None:
+    policy = POLICY.model_copy(update={"max_student_gap": 0.02})
+    champion = summary("v1", 0.40)
+    exact = decide(summary("v3", 0.64, 0.6), champion, policy, teacher=summary("v2", 0.66))
+    assert exact.passed, exact.reasons
+    better = decide(summary("v3", 0.70, 0.6), champion, policy, teacher=summary("v2", 0.66))
+    assert better.passed and better.checks["student_gap"]["gap"] == pytest.approx(-0.04)
+    assert "(passed)" in better.reasons[-1] and "gap -0.0400" in better.reasons[-1]
+    worse = decide(summary("v3", 0.64 - 1e-6, 0.6), champion, policy, teacher=summary("v2", 0.66))
+    assert not worse.passed
+
+
+def test_the_student_gap_is_checked_for_a_first_version_too() -> None:
+    policy = POLICY.model_copy(update={"max_student_gap": 0.02})
+    first = decide(summary("v2", 0.30), None, policy, teacher=summary("v1", 0.50))
+    assert not first.passed and first.checks["first_version"]
+    assert "first version" in first.reasons[0] and "FAILED" in first.reasons[1]
+    assert decide(summary("v2", 0.49), None, policy, teacher=summary("v1", 0.50)).passed
+
+
+def test_a_student_and_teacher_on_different_replays_are_not_comparable() -> None:
+    student = EvalSummary("v3", 0.9, 0.9, {}, replay="a" * 64)
+    result = decide(student, None, POLICY, teacher=EvalSummary("v2", 0.5, 0.5, {}, replay="b" * 64))
+    assert not result.passed and "different replays" in result.reasons[-1]
+
+
 # --- end to end ------------------------------------------------------------------------------------------------
 
 
@@ -166,3 +207,32 @@ def test_failed_gate_is_audited_and_rejection_removes_a_pending_candidate(engine
         assert gate.pending_candidates(s) == []
     with pytest.raises(ValueError, match="already the champion"):
         gate.gate_candidate(engine, lenient, champion.id)
+
+
+def test_a_student_is_gated_against_its_teacher_on_the_same_replay(engine, clean_env, settings, tiny_checkpoint,
+                                                                    synth_data, tmp_path) -> None:
+    teacher = registry.register_version(engine, settings, tiny_checkpoint.checkpoint_dir, config={}, metrics={},
+                                        data_fingerprint="fp", parent_id=None, actor="test")
+    student = register_student(engine, settings, teacher, tmp_path / "student", threshold=0.9,
+                               train_config=read_meta(tiny_checkpoint.checkpoint_dir)["train_config"])
+    loose = _gate_settings(clean_env, max_student_gap=1.0)
+    first = gate.gate_candidate(engine, loose, student.id, seed=5, data_path=synth_data, actor="test")
+    gap = first.result.checks["student_gap"]
+    with read_session(engine) as s:
+        teacher_eval = next(e for e in repo.evaluations_of(s, teacher.id) if e.id == first.teacher_evaluation_id)
+        student_eval = next(e for e in repo.evaluations_of(s, student.id) if e.id == first.candidate_evaluation_id)
+        event = gate.latest_gate_event(s, student.id)
+    assert teacher_eval.dataset == student_eval.dataset and "seed=5" in teacher_eval.dataset
+    assert gap["teacher"] == teacher_eval.mcc and gap["student"] == student_eval.mcc
+    assert gap["teacher_version"] == teacher.label and first.result.passed, first.result.reasons
+    assert event.details["teacher_evaluation_id"] == teacher_eval.id
+    assert any(r.startswith("student replay MCC") for r in first.result.reasons)
+    assert gap["gap"] > 0.001, gap  # this random student trails the trained teacher: a tighter gate refuses it
+
+    strict = _gate_settings(clean_env, max_student_gap=gap["gap"] / 2)
+    second = gate.gate_candidate(engine, strict, student.id, seed=5, data_path=synth_data, actor="test")
+    assert not second.result.passed and not second.result.checks["student_gap"]["passed"]
+    assert second.teacher_evaluation_id == teacher_eval.id  # the teacher's stored run of that replay, not a rerun
+    with read_session(engine) as s:
+        assert gate.latest_gate_event(s, student.id).action == "gate_failed"
+        assert gate.pending_candidates(s) == []

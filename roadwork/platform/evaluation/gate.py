@@ -3,9 +3,11 @@
 `decide` is pure: two evaluation summaries on the same replay and the policy in, a verdict with one reason per
 check out. A candidate passes when it beats the champion's replay MCC and expected validator reward by the
 policy's margins AND no condition cell with enough challenges on both sides loses more MCC than the tolerance;
-with `must_beat_all` it must also beat every earlier champion. `gate_candidate` runs candidate and champion on
-the same replay, decides, and records the decision as an audit event; deploying is the caller's business
-(policy `auto` deploys at once, `manual` waits for an operator, see `pending_candidates`).
+with `must_beat_all` it must also beat every earlier champion. A student candidate (distilled, see
+`platform.distillation`) must also stay within `max_student_gap` of its teacher's replay MCC on the same replay,
+first version or not. `gate_candidate` runs candidate, champion (and a student's teacher) on the same replay,
+decides, and records the decision as an audit event; deploying is the caller's business (policy `auto` deploys at
+once, `manual` waits for an operator, see `pending_candidates`).
 """
 
 from __future__ import annotations
@@ -100,18 +102,52 @@ def _cell_check(candidate: EvalSummary, champion: EvalSummary, policy: GateSetti
     return sentence, data
 
 
+def _student_gap_check(student: EvalSummary, teacher: EvalSummary, max_gap: float) -> tuple[str, dict]:
+    """The student's replay MCC may trail its teacher's on the same replay by at most `max_gap`."""
+    gap = teacher.mcc - student.mcc
+    same = not (student.replay and teacher.replay) or student.replay == teacher.replay
+    passed = same and math.isfinite(gap) and gap <= max_gap + EPS
+    data = {"student": student.mcc, "teacher": teacher.mcc, "teacher_version": teacher.version, "gap": gap,
+            "allowed": max_gap, "same_replay": same, "passed": passed}
+    if not same:
+        sentence = (f"student and teacher {teacher.version} ran on different replays ({student.replay[:12]} vs "
+                    f"{teacher.replay[:12]}): not comparable (FAILED)")
+    else:
+        sentence = (f"student replay MCC {student.mcc:.4f} vs teacher {teacher.version} {teacher.mcc:.4f}: "
+                    f"gap {gap:+.4f}, allowed at most {max_gap:.4f} ({_ok(passed)})")
+    return sentence, data
+
+
 def decide(
     candidate: EvalSummary,
     champion: EvalSummary | None,
     policy: GateSettings,
     earlier: Sequence[EvalSummary] = (),
+    teacher: EvalSummary | None = None,
 ) -> GateResult:
-    """Whether `candidate` may replace `champion`, with every check explained (see the module docstring)."""
-    if champion is None:
-        return GateResult(True, [f"{candidate.version} is the first version: no champion to beat (passed)"],
-                          {"first_version": True})
+    """Whether `candidate` may replace `champion`, with every check explained (see the module docstring).
+    `teacher`: the candidate's teacher on the candidate's replay, when the candidate is a student."""
     reasons: list[str] = []
-    checks: dict[str, Any] = {"first_version": False, "champion": champion.version}
+    checks: dict[str, Any] = {"first_version": champion is None}
+
+    def check(name: str, outcome: tuple[str, dict]) -> None:
+        reasons.append(outcome[0])
+        checks[name] = outcome[1]
+
+    if champion is None:
+        reasons.append(f"{candidate.version} is the first version: no champion to beat (passed)")
+    else:
+        checks["champion"] = champion.version
+        _champion_checks(candidate, champion, policy, earlier, reasons, checks)
+    if teacher is not None:
+        check("student_gap", _student_gap_check(candidate, teacher, policy.max_student_gap))
+    passed = all(c["passed"] for c in checks.values() if isinstance(c, dict))
+    return GateResult(passed, reasons, checks)
+
+
+def _champion_checks(candidate: EvalSummary, champion: EvalSummary, policy: GateSettings,
+                     earlier: Sequence[EvalSummary], reasons: list[str], checks: dict[str, Any]) -> None:
+    """The checks against the champion (and, with `must_beat_all`, every earlier one), added to `reasons`/`checks`."""
 
     def check(name: str, outcome: tuple[str, dict]) -> None:
         reasons.append(outcome[0])
@@ -131,14 +167,12 @@ def decide(
         rows = []
         for past in earlier:
             sentence, data = _margin_check("replay MCC", candidate.mcc, past.mcc, policy.min_mcc_gain,
-                                               against=f"earlier champion {past.version}")
+                                           against=f"earlier champion {past.version}")
             reasons.append(sentence)
             rows.append(data | {"version": past.version})
         if not earlier:
             reasons.append("must beat every earlier champion: there is none besides the current one (passed)")
         checks["earlier_champions"] = {"rows": rows, "passed": all(r["passed"] for r in rows)}
-    passed = all(c["passed"] for c in checks.values() if isinstance(c, dict))
-    return GateResult(passed, reasons, checks)
 
 
 # --- service ---------------------------------------------------------------------------------------------------
@@ -153,11 +187,13 @@ class GateOutcome:
     champion_evaluation_id: int | None
     earlier_evaluation_ids: dict[str, int]  # label -> evaluation id, when must_beat_all
     audit_event_id: int
+    teacher_evaluation_id: int | None = None  # a student candidate's teacher on the same replay
 
     @property
     def evaluation_ids(self) -> dict[str, int | None]:
+        teacher = {} if self.teacher_evaluation_id is None else {"teacher": self.teacher_evaluation_id}
         return {"candidate": self.candidate_evaluation_id, "champion": self.champion_evaluation_id,
-                **{f"earlier:{k}": v for k, v in self.earlier_evaluation_ids.items()}}
+                **{f"earlier:{k}": v for k, v in self.earlier_evaluation_ids.items()}, **teacher}
 
 
 def default_seed(candidate_id: int) -> int:
@@ -201,6 +237,26 @@ def earlier_champions(session: Session, exclude: set[int]) -> list[repo.Version]
     return [by_id[i] for i in ids]
 
 
+def student_teacher_id(version: repo.Version) -> int:
+    """The teacher of a student version: its config's `student.teacher_id`, else its parent."""
+    return int(version.config["student"].get("teacher_id") or version.parent_id)
+
+
+def stored_replay(engine: Engine, version_id: int, n: int, seed: int, data_path: Path,
+                  cache_resave: bool) -> repo.Evaluation | None:
+    """The newest stored replay evaluation of a version with these challenges (n, seed, data, re-save, no
+    flips), or None: a version's answers on a replay never change, so it need not run again."""
+    with read_session(engine) as session:
+        evaluations = repo.evaluations_of(session, version_id)
+    for e in evaluations:  # newest first
+        replay = e.metrics.get("replay") or {}
+        if (e.kind == "replay" and replay.get("n") == n and replay.get("seed") == seed
+                and replay.get("data_path") == str(data_path) and not replay.get("flips")
+                and replay.get("cache_resave") == cache_resave):
+            return e
+    return None
+
+
 def gate_candidate(
     engine: Engine,
     settings: Settings,
@@ -212,8 +268,10 @@ def gate_candidate(
     progress: Callable[[str], None] | None = None,
 ) -> GateOutcome:
     """Evaluate the candidate and the champion on one replay (`settings.gate.replay_challenges` challenges of the
-    candidate's data, or `data_path`), decide, and record `gate_passed` / `gate_failed`. Deploys nothing."""
+    candidate's data, or `data_path`), decide, and record `gate_passed` / `gate_failed`. Deploys nothing.
+    A student candidate's teacher is judged on the same replay too (its stored evaluation of it, else a run)."""
     from roadwork.platform.evaluation.replay import evaluate_replay
+    from roadwork.platform.registry.packaging import is_student
 
     policy = settings.gate
     with read_session(engine) as session:
@@ -221,6 +279,7 @@ def gate_candidate(
         champion = repo.alias_holder(session)
         exclude = {candidate.id} | ({champion.id} if champion else set())
         earlier = earlier_champions(session, exclude) if policy.must_beat_all else []
+        teacher = repo.get_version(session, student_teacher_id(candidate)) if is_student(candidate) else None
     if champion is not None and champion.id == candidate.id:
         raise ValueError(f"{candidate.label} is already the champion")
     seed = default_seed(candidate.id) if seed is None else seed
@@ -239,13 +298,25 @@ def gate_candidate(
     cand = summarize(candidate)
     champ = summarize(champion) if champion is not None else None
     past = [summarize(v) for v in earlier] if champion is not None else []
-    result = decide(cand, champ, policy, past)
+    teach = None
+    if teacher is not None:  # a student: its teacher on the same replay (stored by the distill step, or run now)
+        stored = stored_replay(engine, teacher.id, policy.replay_challenges, seed, path,
+                               settings.evaluation.cache_resave)
+        if stored is None:
+            teach = summarize(teacher)
+        else:
+            with read_session(engine) as session:
+                cells = repo.condition_cells(session, stored.id)
+            teach = EvalSummary.from_evaluation(teacher.label, stored, cells, replay_identity(settings, stored))
+    result = decide(cand, champ, policy, past, teach)
     details = result.to_dict() | {
         "candidate_id": candidate.id, "champion_id": champion.id if champion else None, "seed": seed,
         "replay_challenges": policy.replay_challenges, "data_path": str(path),
         "candidate_evaluation_id": cand.evaluation_id,
         "champion_evaluation_id": champ.evaluation_id if champ else None,
         "earlier_evaluation_ids": {p.version: p.evaluation_id for p in past},
+        "teacher_id": teacher.id if teacher else None,
+        "teacher_evaluation_id": teach.evaluation_id if teach else None,
         "policy": policy.model_dump(mode="json"),
     }
     summary = "; ".join(result.reasons)
@@ -253,7 +324,8 @@ def gate_candidate(
         event = repo.add_audit(session, actor=actor, action=PASSED if result.passed else FAILED,
                                target=candidate.label, reason=summary[:2000], details=details)
     return GateOutcome(result, candidate, champion, cand.evaluation_id, champ.evaluation_id if champ else None,
-                       {p.version: p.evaluation_id for p in past}, event.id)
+                       {p.version: p.evaluation_id for p in past}, event.id,
+                       teach.evaluation_id if teach else None)
 
 
 # --- pending candidates and rejection ---------------------------------------------------------------------------

@@ -75,7 +75,8 @@ class JobSpec:
 JOBS: dict[str, JobSpec] = {spec.id: spec for spec in (
     JobSpec("evaluate_champion", "roadwork.platform.jobs.tasks:evaluate_champion_task",
             "Evaluate the champion (validation and replay)", "17 * * * *", HOUR_S, requeue_after_crash=True),
-    JobSpec("train", "roadwork.platform.jobs.tasks:train_task", "Train a candidate, evaluate, gate and deploy",
+    JobSpec("train", "roadwork.platform.jobs.tasks:train_task",
+            "Train, distil (stock format), evaluate, gate and deploy",
             "0 3 * * 1", 6 * HOUR_S,
             (JobArg("config", str, "", "preset file; empty: the embedded tiny preset"),)),
     JobSpec("distill", "roadwork.platform.jobs.tasks:distill_task", "Distil a student the stock miner loads", None,

@@ -21,7 +21,8 @@ def evaluate_champion_job() -> dict[str, Any]:
 
 
 def train_job(config: str = "") -> dict[str, Any]:
-    """Train a candidate (preset file `config`, default the embedded tiny preset), then evaluate, gate, deploy."""
+    """Train (preset file `config`, default the embedded tiny preset), distil under deploy.format stock, then
+    evaluate, gate, deploy."""
     return run_job("train", config=config)
 
 

@@ -2,8 +2,10 @@
 
 `train_task` is the loop of DESIGN.md steps 2-5: train a candidate, evaluate it and the champion on one
 replay, gate, and deploy when the policy is `auto` (else it waits for an operator's approve or reject).
+Under `deploy.format: stock` (the default) a distill step comes after training: the trained teacher is distilled
+into a student, and the student is the candidate that is evaluated, gated (also against its teacher) and deployed.
 Each step after training is recorded as a job run of its own (trigger `pipeline`), so the history shows
-train, evaluate, gate and deploy separately with their durations and results.
+train, distill, evaluate, gate and deploy separately with their durations and results.
 """
 
 from __future__ import annotations
@@ -71,8 +73,10 @@ def deploy_candidate(engine: Engine, settings: Settings, ref: str | int, *, acto
 
 
 def train_task(config: str = "") -> dict[str, Any]:
-    """Train, evaluate against the champion on one replay, gate, and deploy if the policy says so."""
-    from roadwork.platform.evaluation.gate import gate_candidate
+    """Train, evaluate against the champion on one replay, gate, and deploy if the policy says so. Under
+    `deploy.format: stock` the trained teacher is first distilled, and the student is what is gated and deployed."""
+    from roadwork.platform.evaluation.gate import default_seed, gate_candidate
+    from roadwork.platform.registry.packaging import STOCK
     from roadwork.platform.training import train_and_register
     from roadwork.trainer.config import TrainConfig, load_config
 
@@ -86,8 +90,15 @@ def train_task(config: str = "") -> dict[str, Any]:
     version, result = train_and_register(engine, settings, cfg, actor="scheduler", show_progress=False)
     summary: dict[str, Any] = {"version": version.label, "val_mcc": round(result.metrics["val_mcc"], 4),
                                "hard_negative_set_id": version.hard_negative_set_id}
+    seed = None  # the gate's default: fixed per candidate
+    if settings.deploy.format == STOCK:  # what the stock miner serves is a student: distil, then gate the student
+        with pipeline_step(engine, "distill") as step:
+            step["result"] = distill_step(engine, settings, version)
+        summary["student"] = step["result"]
+        seed = default_seed(version.id)  # the replay the distill step ran the teacher on
+        version = repo_version(engine, step["result"]["version_id"])
     with pipeline_step(engine, "evaluate") as step:
-        outcome = gate_candidate(engine, settings, version.id)
+        outcome = gate_candidate(engine, settings, version.id, seed=seed)
         step["result"] = {"candidate": version.label, **outcome.evaluation_ids}
     with pipeline_step(engine, "gate") as step:
         step["result"] = {"candidate": version.label, "passed": outcome.result.passed,
@@ -100,6 +111,26 @@ def train_task(config: str = "") -> dict[str, Any]:
     elif outcome.result.passed:
         summary["pending"] = "waiting for an operator to approve or reject"
     return summary
+
+
+def repo_version(engine: Engine, ref: str | int) -> repo.Version:
+    with read_session(engine) as session:
+        return repo.get_version(session, ref)
+
+
+def distill_step(engine: Engine, settings: Settings, teacher: repo.Version) -> dict[str, Any]:
+    """The pipeline's distill step: `teacher` into a `distill.student` student, compared with it on the replay the
+    gate will run (n `gate.replay_challenges`, the teacher's gate seed), so the gate reuses the teacher's run."""
+    from roadwork.platform.distillation import comparison_rows, distill_version
+    from roadwork.platform.evaluation.gate import default_seed
+
+    outcome = distill_version(engine, settings, teacher.id, settings.distill.student, actor="scheduler",
+                              show_progress=False, replay_n=settings.gate.replay_challenges,
+                              replay_seed=default_seed(teacher.id))
+    return {"version": outcome.student.label, "version_id": outcome.student.id, "teacher": outcome.teacher.label,
+            "threshold": round(outcome.result.threshold, 6),
+            "evaluations": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}
+                            for row in comparison_rows(outcome)]}
 
 
 def distill_task(teacher: str = "", student: str = "dinov2") -> dict[str, Any]:
