@@ -156,8 +156,9 @@ def ensemble(
 def distill(
     teacher: Annotated[str | None, typer.Argument(help="Teacher version (id, X.Y.Z or name:X.Y.Z); default: the newest "
                                                   "version that is not a student.")] = None,
-    student: Annotated[str, typer.Option("--student", help="Student architecture: dinov2 (Dinov2ForImageClassification) "
-                                         "or vit (ViTForImageClassification).")] = "dinov2",
+    student: Annotated[str | None, typer.Option("--student", help="Student architecture: dinov2 "
+                                                "(Dinov2ForImageClassification) or vit (ViTForImageClassification); "
+                                                "default: the distill.student setting.")] = None,
     epochs: Annotated[int | None, typer.Option(min=1, help="Override distill.epochs.")] = None,
     pretrained: Annotated[str | None, typer.Option(help="Hub id or local folder to start the student from (e.g. "
                                                    "facebook/dinov2-small); default: a tiny random-init model.")] = None,
@@ -176,8 +177,9 @@ def distill(
     from roadwork.db.engine import read_session
     from roadwork.trainer.student.model import student_spec
 
-    student_spec(student)  # bad input fails here, before torch and transformers are imported
     settings = current_settings()
+    student = student or settings.distill.student
+    student_spec(student)  # bad input fails here, before torch and transformers are imported
     engine = migrated_engine(settings)
     if teacher is not None:
         with read_session(engine) as session:

@@ -71,14 +71,10 @@ LATENCY_RUNS = 5  # timed runs per model (after one warm-up); the median is stor
 MB = 1_000_000
 
 
-def is_student(version: repo.Version) -> bool:
-    return isinstance(version.config, dict) and STUDENT_KEY in version.config
-
-
 def default_teacher(engine: Engine) -> repo.Version:
     """The newest version that is not a student; NotFoundError when there is none."""
     with read_session(engine) as session:
-        teacher = next((v for v in repo.list_versions(session) if not is_student(v)), None)
+        teacher = next((v for v in repo.list_versions(session) if not repo.is_student(v)), None)
     if teacher is None:
         raise repo.NotFoundError("no version to distill: train one first (`roadwork train`)")
     return teacher

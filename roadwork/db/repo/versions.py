@@ -102,6 +102,11 @@ def count_versions(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(m.ModelVersion))
 
 
+def is_student(version: Version) -> bool:
+    """A version distilled into a stock architecture (its config carries the `student` section)."""
+    return isinstance(version.config, dict) and isinstance(version.config.get("student"), dict)
+
+
 def newest_student(session: Session, teacher_id: int) -> Version | None:
     """The newest student distilled from version `teacher_id` (its config's `student.teacher_id`), or None."""
     teacher = m.ModelVersion.config["student"]["teacher_id"].as_integer()

@@ -271,7 +271,6 @@ def gate_candidate(
     candidate's data, or `data_path`), decide, and record `gate_passed` / `gate_failed`. Deploys nothing.
     A student candidate's teacher is judged on the same replay too (its stored evaluation of it, else a run)."""
     from roadwork.platform.evaluation.replay import evaluate_replay
-    from roadwork.platform.registry.packaging import is_student
 
     policy = settings.gate
     with read_session(engine) as session:
@@ -279,7 +278,7 @@ def gate_candidate(
         champion = repo.alias_holder(session)
         exclude = {candidate.id} | ({champion.id} if champion else set())
         earlier = earlier_champions(session, exclude) if policy.must_beat_all else []
-        teacher = repo.get_version(session, student_teacher_id(candidate)) if is_student(candidate) else None
+        teacher = repo.get_version(session, student_teacher_id(candidate)) if repo.is_student(candidate) else None
     if champion is not None and champion.id == candidate.id:
         raise ValueError(f"{candidate.label} is already the champion")
     seed = default_seed(candidate.id) if seed is None else seed

@@ -40,15 +40,10 @@ def model_card(version: Version, settings: Settings, submission_time: int | None
     }
 
 
-def is_student(version: Version) -> bool:
-    """A version distilled into a stock architecture (its config carries the `student` section)."""
-    return isinstance(version.config.get("student"), dict)
-
-
 def version_to_publish(session: Session, settings: Settings, version: Version) -> Version:
     """What a deploy of `version` publishes under `deploy.format`: the version itself, or (stock format, a
     version that is not a student) its newest student. Raises `DeployError` when there is none."""
-    if settings.deploy.format != STOCK or is_student(version):
+    if settings.deploy.format != STOCK or repo.is_student(version):
         return version
     student = repo.newest_student(session, version.id)
     if student is None:
