@@ -89,3 +89,26 @@ def test_a_distillation_stores_both_models_size_and_cpu_latency_in_the_students_
     assert rows["teacher"]["version"] == teacher.label and rows["student"]["version"] == outcome.student.label
     assert rows["student"]["parameters"] == stored["size"]["student"]["parameters"]
     assert rows["teacher"]["cpu_ms_per_image"] == stored["latency_ms"]["teacher"]
+
+
+def test_an_ensemble_teacher_is_distilled_like_any_other_version(
+        engine, settings, home, tiny_checkpoint, synth_data, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from roadwork.trainer.eval.predict import Predictor
+    from roadwork.trainer.model.ensemble import save_ensemble
+
+    members = [tiny_checkpoint.checkpoint_dir, tiny_checkpoint.checkpoint_dir]
+    ensemble_dir = save_ensemble(tmp_path / "ensemble", members, "mean", [0.5, 0.5], 0.0,
+                                 extra={"data_fingerprint": tiny_checkpoint.data_fingerprint})
+    as_checkpoint = SimpleNamespace(checkpoint_dir=ensemble_dir, data_fingerprint=tiny_checkpoint.data_fingerprint)
+    teacher = distillable_teacher(engine, settings, home, as_checkpoint, synth_data)
+    assert type(Predictor.load(checkout(settings, teacher))).__name__ != "StudentPredictor"
+
+    outcome = distill_version(engine, settings, teacher.id, "dinov2", 1, show_progress=False, log=lambda _: None)
+    with read_session(engine) as session:
+        student = repo.get_version(session, outcome.student.id)
+        replays = {e.dataset for e in repo.evaluations_of(session, student.id) if e.kind == "replay"}
+        teacher_replays = {e.dataset for e in repo.evaluations_of(session, teacher.id) if e.kind == "replay"}
+    assert student.parent_id == teacher.id and student.config["student"]["teacher_id"] == teacher.id
+    assert replays == teacher_replays != set()  # evaluated on the very replay its teacher was

@@ -171,3 +171,22 @@ def test_a_training_image_without_a_teacher_probability_is_refused() -> None:
     with pytest.raises(ValueError, match="teacher"):
         distill_student(model, processor, DistillSet(train.images, train.labels), val, DistillConfig(image_size=SIZE),
                         show_progress=False)
+
+
+def test_a_student_starts_from_a_pretrained_backbone_with_a_new_two_label_head(tmp_path) -> None:
+    import torch
+    import transformers
+
+    from roadwork.trainer.model.backbones import TinySizes, spec_for_kind
+    from roadwork.trainer.student.model import ID2LABEL, build_student
+
+    torch.manual_seed(3)
+    backbone = transformers.Dinov2Model(spec_for_kind("dinov2").tiny_config(TinySizes()))
+    backbone.save_pretrained(tmp_path / "pretrained")  # as a Hub checkpoint of the backbone alone would be
+
+    model, _ = build_student("dinov2", pretrained=str(tmp_path / "pretrained"))
+    saved = backbone.state_dict()
+    loaded = model.dinov2.state_dict()
+    assert set(saved) == set(loaded)
+    assert all(torch.equal(saved[k], loaded[k]) for k in saved)  # every backbone weight comes from the checkpoint
+    assert model.config.id2label == ID2LABEL and model.classifier.out_features == 2
